@@ -1,0 +1,189 @@
+"""The ``sdbench`` command line (typer). Heavy libraries are imported inside commands.
+
+Errors follow the contract: bad input → ``error: ...`` on one line of stderr and exit status 2;
+a trial that fails → exit 1; ``--debug`` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from sdbench.errors import TrialFailed, UserError
+
+app = typer.Typer(
+    name="sdbench",
+    help="Benchmark score-distillation losses (SDS, CSD, NFSD, ISM, VSD, VDM+DCA) across representations and priors.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+_DEBUG = {"on": False}
+
+
+@app.callback()
+def _main(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors.")) -> None:
+    _DEBUG["on"] = debug
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
+# --------------------------------------------------------------------- list
+@app.command("list")
+def list_plugins() -> None:
+    """Every registered loss, representation, prior and metric, with where it comes from."""
+    from rich.table import Table
+
+    from sdbench import registry
+
+    console = _console()
+    for kind, reg in registry.ALL.items():
+        table = Table(title=kind, title_justify="left", show_lines=False, expand=False)
+        table.add_column("name", style="bold")
+        table.add_column("summary")
+        table.add_column("source")
+        table.add_column("status")
+        for entry in reg.load_all():
+            name = entry.name + (f" ({', '.join(entry.aliases)})" if entry.aliases else "")
+            status = f"[red]broken: {entry.error}[/red]" if entry.broken else "[green]ok[/green]"
+            table.add_row(name, entry.summary, entry.source, status)
+        console.print(table)
+
+
+# -------------------------------------------------------------------- world
+@app.command("world")
+def world() -> None:
+    """The toy world's vocabulary: the prompts the embedded toy prior understands."""
+    from sdbench.cameras import VIEWS
+    from sdbench.world.grammar import DEGRADATIONS
+    from sdbench.world.scenes import COLOURS, SHAPES
+
+    console = _console()
+    console.print("[bold]Toy world prompts:[/bold] a {colour} {shape}[, {view} view][, {degradation}]")
+    console.print(f"  colours:      {', '.join(COLOURS)}")
+    console.print(f"  shapes:       {', '.join(SHAPES)}")
+    console.print(f"  views:        {', '.join(VIEWS)} (appended by the trial loop per camera)")
+    console.print(f"  degradations: {', '.join(DEGRADATIONS)} (for negative prompts)")
+    console.print("  example:      sdbench run --prompt \"a red cube\" --loss sds")
+
+
+# ---------------------------------------------------------------------- run
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "trial"
+
+
+def _budget(steps: Optional[int], budget: Optional[str]):
+    from sdbench.budget import Budget
+
+    if steps is not None and budget is not None:
+        raise UserError("pass either --steps or --budget, not both")
+    if budget is not None:
+        return Budget.parse(budget)
+    return Budget("steps", 500 if steps is None else steps)
+
+
+@app.command("run")
+def run(
+    prompt: str = typer.Option(..., "--prompt", help="Text prompt, e.g. \"a red cube\"."),
+    loss: str = typer.Option(..., "--loss", help="Loss name (see 'sdbench list')."),
+    rep: str = typer.Option("gaussians", "--rep", help="Representation name."),
+    prior: str = typer.Option("toy", "--prior", help="Prior name, or a path to a local diffusers checkpoint folder."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Optimisation steps (default 500)."),
+    budget: Optional[str] = typer.Option(None, "--budget", help="steps:N, seconds:S or nfe:K."),
+    seed: int = typer.Option(0, "--seed"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Trial directory (default runs/<prompt>-<loss>-<rep>-s<seed>)."),
+    overrides: list[str] = typer.Option([], "--set", help="Override a config field: --set loss.cfg_scale=7.5"),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Run one trial and write its directory (result.json, views.png, ...)."""
+    from sdbench import trial as trial_mod
+    from sdbench.trial import TrialConfig
+
+    cfg = TrialConfig(prompt=prompt, loss=loss, representation=rep, prior=prior, seed=seed, budget=_budget(steps, budget))
+    spec = trial_mod.resolve(cfg, overrides)
+    out = out or Path("runs") / f"{_slug(prompt)}-{spec.trial.loss}-{spec.trial.representation}-s{seed}"
+    trial_mod.check_writable(out)
+    result = trial_mod.run_trial(spec, out, progress=not quiet)
+    _print_result(result, Path(out))
+
+
+def _print_result(result: dict, out: Path) -> None:
+    from rich.table import Table
+
+    console = _console()
+    table = Table(title=f"{result['prompt']!r} · {result['loss']} · {result['representation']} · seed {result['seed']}", title_justify="left")
+    table.add_column("metric / cost")
+    table.add_column("value", justify="right")
+    for k, v in result["metrics"].items():
+        table.add_row(k, f"{v:.4g}")
+    for k in ("seconds", "steps", "nfe", "seconds_per_step", "peak_memory_mb"):
+        if k in result["cost"]:
+            table.add_row(f"cost.{k}", f"{result['cost'][k]:.4g}")
+    console.print(table)
+    console.print(f"trial directory: {out.resolve()}")
+    console.print(f"views:           {(out / 'views.png').resolve()}")
+
+
+# --------------------------------------------------------------------- main
+def _click_exceptions(name: str) -> tuple[type, ...]:
+    """The exception class ``name`` of click and of the click copy typer vendors (typer ≥ 0.2x)."""
+    import importlib
+
+    found = []
+    for module in ("click.exceptions", "typer._click.exceptions"):
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(found)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script: maps errors to the contract's exit statuses."""
+    usage_errors, aborts = _click_exceptions("UsageError"), _click_exceptions("Abort")
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        rv = typer.main.get_command(app).main(args=args, prog_name="sdbench", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
+    except UserError as e:
+        if debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except usage_errors as e:
+        if debug:
+            raise
+        print(f"error: {e.format_message().splitlines()[0]}", file=sys.stderr)
+        return 2
+    except TrialFailed as e:
+        if debug:
+            raise
+        print(f"error: trial failed: {e}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, *aborts):
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - one line, not a traceback
+        if debug:
+            raise
+        first = (str(e).strip().splitlines() or [""])[0]
+        print(f"error: internal error: {type(e).__name__}: {first} (run with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

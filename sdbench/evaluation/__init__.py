@@ -1,0 +1,1 @@
+"""Metrics computed on a finished trial (:class:`sdbench.evaluation.base.Metric`)."""

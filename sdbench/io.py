@@ -1,0 +1,85 @@
+"""Atomic file writes (temp file + rename) and image helpers.
+
+A crash never leaves a half-written results file: every writer here writes to a temporary file
+in the same folder, flushes it to disk and renames it over the target.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import torch
+from torch import Tensor
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Call ``write(file)`` on a temporary file next to ``path``, then rename it to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json(path: Path, data: Any) -> Path:
+    text = json.dumps(data, indent=2, sort_keys=False, allow_nan=True) + "\n"
+    return atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def write_text(path: Path, text: str) -> Path:
+    return atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def to_pil(image: Tensor, min_size: int = 0):
+    """``[3, H, W]`` in [0, 1] → PIL image, upscaled (nearest) to at least ``min_size`` pixels high."""
+    from PIL import Image as PILImage
+
+    arr = (image.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    pil = PILImage.fromarray(arr)
+    if min_size and pil.height < min_size:
+        k = -(-min_size // pil.height)
+        pil = pil.resize((pil.width * k, pil.height * k), PILImage.NEAREST)
+    return pil
+
+
+def save_image(image: Tensor, path: Path, min_size: int = 0) -> Path:
+    pil = to_pil(image, min_size)
+    return atomic_write(path, lambda f: pil.save(f, format="PNG"))
+
+
+def grid(images: Tensor, nrow: int, padding: int = 2, pad_value: float = 1.0) -> Tensor:
+    """``[N, 3, H, W]`` → one ``[3, H', W']`` grid image."""
+    from torchvision.utils import make_grid
+
+    return make_grid(images.detach().float().cpu(), nrow=nrow, padding=padding, pad_value=pad_value)
+
+
+def save_grid(images: Tensor, path: Path, nrow: int, min_size: int = 128) -> Path:
+    """Save ``[N, 3, H, W]`` as a grid; small views are upscaled (nearest) to ``min_size`` pixels."""
+    if images.shape[-2] < min_size:
+        k = -(-min_size // images.shape[-2])
+        images = torch.nn.functional.interpolate(images.float(), scale_factor=k, mode="nearest")
+    return save_image(grid(images, nrow), path)
+
+
+def save_gif(frames: Sequence[Tensor] | Tensor, path: Path, fps: int = 12, min_size: int = 128) -> Path:
+    """Save frames ``[N, 3, H, W]`` in [0, 1] as a looping GIF."""
+    pils = [to_pil(f, min_size) for f in frames]
+
+    def write(f: BinaryIO) -> None:
+        pils[0].save(f, format="GIF", save_all=True, append_images=pils[1:], duration=int(1000 / fps), loop=0)
+
+    return atomic_write(path, write)

@@ -1,0 +1,84 @@
+"""The interface of a score-distillation loss.
+
+A loss is a small ``nn.Module``. Each optimisation step the trial loop renders ``B`` views and
+calls ``loss(images, text, cameras, step)``; the loss maps the images into the prior's space,
+queries the prior (counted there), updates any trainable parts it owns with their own optimiser
+(VSD's LoRA, VDM's operator), and returns a scalar whose gradient w.r.t. ``images`` is the
+score-distillation gradient. Sampling of ``t`` and ε can be fixed by passing them (tests do).
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from sdbench.cameras import Cameras
+from sdbench.priors.base import Prior, TextConditioning
+
+
+@dataclass
+class LossOutput:
+    """What a loss step returns.
+
+    Attributes:
+        loss: scalar to back-propagate into the representation (its value is a surrogate; log
+            ``grad_norm`` instead).
+        logs: numbers a researcher looks at (``grad_norm``, ``t``, ``lambda_t``, operator loss, ...).
+    """
+
+    loss: Tensor
+    logs: dict[str, float] = field(default_factory=dict)
+
+
+class Loss(nn.Module, abc.ABC):
+    """Base class of score-distillation losses."""
+
+    Config: ClassVar[type]
+    aliases: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, cfg: Any, prior: Prior):
+        super().__init__()
+        self.cfg = cfg
+        self.prior = prior
+
+    @abc.abstractmethod
+    def forward(
+        self,
+        images: Tensor,
+        text: TextConditioning,
+        cameras: Cameras,
+        step: int,
+        *,
+        t: Tensor | None = None,
+        noise: Tensor | None = None,
+    ) -> LossOutput:
+        """One step.
+
+        Args:
+            images: ``[B, 3, H, W]`` renders in [0, 1], attached to the representation's graph.
+            text: the trial's text conditioning (prompt with view words, ``""``, negatives).
+            cameras: the ``B`` cameras the images were rendered from.
+            step: optimisation step (0-based), for schedules.
+            t: optional fixed timesteps ``[B]`` (int64); sampled when None.
+            noise: optional fixed noise, shaped like the prior-space images; sampled when None.
+        """
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """Everything needed to resume: module tensors plus any optimiser states."""
+        state: dict[str, Any] = {"module": self.state_dict()}
+        for name, opt in self.optimizers().items():
+            state[f"optimizer.{name}"] = opt.state_dict()
+        return state
+
+    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
+        self.load_state_dict(state["module"])
+        for name, opt in self.optimizers().items():
+            opt.load_state_dict(state[f"optimizer.{name}"])
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The loss's own optimisers (none for losses without trainable parts)."""
+        return {}

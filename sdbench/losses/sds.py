@@ -1,0 +1,46 @@
+"""SDS: Score Distillation Sampling (DreamFusion, Poole et al. 2022, arXiv:2209.14988).
+
+Gradient on the prior-space image z (DreamFusion Eq. 3, UNet Jacobian omitted)::
+
+    g = w(t) · (ε̂_cfg(x_t; y, t) − ε),   ε̂_cfg = ε_∅ + s (ε_y − ε_∅)
+
+with x_t = √ᾱ_t z + √(1−ᾱ_t) ε, t ~ U{20, …, 980}, w(t) = 1 − ᾱ_t and guidance scale s = 100
+(DreamFusion; threestudio's ``dreamfusion-sd``). Applied through the surrogate ½‖z − sg(z − g)‖²/B.
+NFE per view and step: 2 (conditional + unconditional, one batched call). No trainable parts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor
+
+from sdbench.cameras import Cameras
+from sdbench.losses.base import Loss, LossOutput
+from sdbench.losses.common import Weighting, grad_logs, noise_images, prepare_grad, surrogate_loss, weight
+from sdbench.priors.base import TextConditioning
+
+
+class SDS(Loss):
+    """Score Distillation Sampling (DreamFusion): w(t)(eps_cfg - eps)."""
+
+    @dataclass(frozen=True)
+    class Config:
+        cfg_scale: float = 100.0
+        """Classifier-free guidance scale s (diffusers form); DreamFusion uses 100."""
+        t_range: tuple[float, float] = (0.02, 0.98)
+        """t ~ U{⌊1000·p_min⌋, …, ⌊1000·p_max⌋}."""
+        weighting: Weighting = "sds"
+        """w(t): 'sds' = 1 − ᾱ_t, 'uniform', 'fantasia3d', 'sigma_over_alpha'."""
+        grad_clip: float | None = None
+        """Clamp each element of g to [−c, c] (None: off)."""
+
+    def forward(
+        self, images: Tensor, text: TextConditioning, cameras: Cameras, step: int, *, t: Tensor | None = None, noise: Tensor | None = None
+    ) -> LossOutput:
+        cfg = self.cfg
+        n = noise_images(self.prior, images, cfg.t_range, t, noise)
+        B = n.z.shape[0]
+        eps_cfg, _, _ = self.prior.predict_cfg(n.x_t, n.t, text.cond(cameras), text.uncond(B), cfg.cfg_scale)
+        g = prepare_grad(weight(cfg.weighting, self.prior.alphas_cumprod, n.t) * (eps_cfg - n.noise), cfg.grad_clip)
+        return LossOutput(surrogate_loss(n.z, g), grad_logs(g, n.t))

@@ -1,0 +1,146 @@
+"""The interface every diffusion prior offers to losses, evaluation and the trial loop.
+
+A prior is a text-conditioned ε-prediction diffusion model with a discrete 1000-step (or other)
+DDPM schedule. Shapes: rendered images ``[B, 3, H, W]`` in [0, 1]; the prior's space ``z``
+``[B, C, h, w]`` (pixels in [-1, 1] for pixel-space priors, VAE latents for latent priors);
+timesteps ``t`` ``[B]`` int64; text embeddings ``[B, L, D]``.
+
+Every network evaluation goes through :meth:`Prior.unet_forward`, which counts it: losses read
+the count, they never declare it.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from sdbench.cameras import CameraConfig, Cameras, view_prompt
+
+
+@dataclass
+class NFECounter:
+    """Network evaluations: ``forward`` counts one per sample per UNet forward (a CFG pair of a
+    view is 2); ``with_grad`` counts those run with autograd on (they will be back-propagated)."""
+
+    forward: int = 0
+    with_grad: int = 0
+
+
+class Prior(abc.ABC):
+    """A text-to-image ε-prediction diffusion model used as a score-distillation prior."""
+
+    Config: ClassVar[type]
+    name: ClassVar[str] = "prior"
+
+    #: ``[T]`` float32 on :attr:`device`: ᾱ_t of the training schedule.
+    alphas_cumprod: Tensor
+    #: Native image size of the prior (renders are resized to it).
+    resolution: int
+    device: torch.device
+    nfe: NFECounter
+
+    @property
+    def num_train_timesteps(self) -> int:
+        return int(self.alphas_cumprod.shape[0])
+
+    # ------------------------------------------------------------------ text
+    @abc.abstractmethod
+    def encode_text(self, prompts: Sequence[str]) -> Tensor:
+        """Embeddings ``[len(prompts), L, D]`` of the prompts (no gradient; cached)."""
+
+    def check_prompt(self, prompt: str) -> None:
+        """Raise :class:`~sdbench.errors.UserError` if the prior cannot take this prompt."""
+
+    # ------------------------------------------------------------- networks
+    @abc.abstractmethod
+    def unet_forward(self, x_t: Tensor, t: Tensor, embeddings: Tensor, **kwargs: Any) -> Tensor:
+        """One counted network evaluation: ``x_t [N, C, h, w]``, ``t [N]``, ``embeddings [N, L, D]``
+        → ε prediction ``[N, C, h, w]`` (float32). Runs with autograd only if it is enabled."""
+
+    def predict_noise(self, x_t: Tensor, t: Tensor, embeddings: Sequence[Tensor], **kwargs: Any) -> list[Tensor]:
+        """ε predictions of ``x_t [B, C, h, w]`` at ``t [B]`` under each of K conditionings
+        ``embeddings[k] [B, L, D]``, batched into **one** UNet call of K·B samples, without gradient.
+
+        Returns K tensors ``[B, C, h, w]``.
+        """
+        k = len(embeddings)
+        with torch.no_grad():
+            eps = self.unet_forward(
+                x_t.detach().repeat(k, 1, 1, 1),
+                t.repeat(k),
+                torch.cat(list(embeddings)),
+                **{name: torch.cat([v] * k) if isinstance(v, Tensor) else v for name, v in kwargs.items()},
+            )
+        return list(eps.chunk(k))
+
+    def predict_cfg(self, x_t: Tensor, t: Tensor, cond: Tensor, uncond: Tensor, scale: float) -> tuple[Tensor, Tensor, Tensor]:
+        """Classifier-free guidance in the diffusers form ε_u + s(ε_c − ε_u), in one batched call.
+
+        Returns ``(eps_cfg, eps_cond, eps_uncond)``, each ``[B, C, h, w]``.
+        """
+        eps_c, eps_u = self.predict_noise(x_t, t, [cond, uncond])
+        return eps_u + scale * (eps_c - eps_u), eps_c, eps_u
+
+    # ---------------------------------------------------------------- spaces
+    @abc.abstractmethod
+    def encode_images(self, images: Tensor) -> Tensor:
+        """Rendered RGB ``[B, 3, H, W]`` in [0, 1] → prior space ``z [B, C, h, w]``, differentiable."""
+
+    @abc.abstractmethod
+    def decode(self, z: Tensor) -> Tensor:
+        """Prior space ``z [B, C, h, w]`` → RGB ``[B, 3, H, W]`` in [0, 1] (for viewing only)."""
+
+    def add_noise(self, z: Tensor, t: Tensor, noise: Tensor) -> Tensor:
+        """The forward process x_t = √ᾱ_t z + √(1−ᾱ_t) ε."""
+        a = self.alphas_cumprod[t].view(-1, *([1] * (z.dim() - 1)))
+        return a.sqrt() * z + (1 - a).sqrt() * noise
+
+    # -------------------------------------------------------------- sampling
+    @abc.abstractmethod
+    def sample(
+        self,
+        prompts: Sequence[str],
+        num_steps: int = 50,
+        guidance_scale: float = 7.5,
+        scheduler: str = "dpmsolver++",
+        negative_prompt: str = "",
+        generator: torch.Generator | None = None,
+        batch_size: int = 16,
+    ) -> Tensor:
+        """Images ``[len(prompts), 3, H, W]`` in [0, 1] drawn with a diffusers scheduler."""
+
+
+class TextConditioning:
+    """The text side of one trial: the prompt (optionally with view words), ``""`` and negatives.
+
+    Losses call :meth:`cond` with the step's cameras, :meth:`uncond` for the empty prompt and
+    :meth:`embed` for any other text (a negative prompt); embeddings are cached by the prior.
+    """
+
+    def __init__(self, prior: Prior, prompt: str, view_dependent: bool = True, cameras: CameraConfig = CameraConfig()):
+        self.prior = prior
+        self.prompt = prompt
+        self.view_dependent = view_dependent
+        self.camera_config = cameras
+
+    def prompts_for(self, cameras: Cameras) -> list[str]:
+        if not self.view_dependent:
+            return [self.prompt] * len(cameras)
+        return [view_prompt(self.prompt, v) for v in cameras.view_names(self.camera_config)]
+
+    def cond(self, cameras: Cameras) -> Tensor:
+        """``[B, L, D]``: the prompt with each camera's view word (if view-dependent)."""
+        return self.prior.encode_text(self.prompts_for(cameras))
+
+    def embed(self, text: str, n: int) -> Tensor:
+        """``[n, L, D]``: ``text`` repeated for a batch of ``n``."""
+        return self.prior.encode_text([text]).expand(n, -1, -1)
+
+    def uncond(self, n: int) -> Tensor:
+        """``[n, L, D]``: the empty prompt."""
+        return self.embed("", n)

@@ -1,0 +1,49 @@
+"""Stable Diffusion 2.1 base from local weights (a folder, or the offline Hugging Face cache).
+
+Where the weights are looked for, in order: ``--set prior.path=DIR``; the environment variable
+``SDBENCH_SD21_PATH``; the Hugging Face cache entry of ``stabilityai/stable-diffusion-2-1-base``
+(``HF_HOME`` / ``HF_HUB_CACHE``), looked up with ``local_files_only=True``. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+
+from sdbench.errors import UserError
+from sdbench.priors.diffusers_prior import DiffusersPrior
+
+REPO_ID = "stabilityai/stable-diffusion-2-1-base"
+ENV_VAR = "SDBENCH_SD21_PATH"
+
+
+def find_weights() -> str | None:
+    """The local folder of SD 2.1 base, or None."""
+    if os.environ.get(ENV_VAR):
+        return os.environ[ENV_VAR]
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(REPO_ID, local_files_only=True)
+    except Exception:
+        return None
+
+
+class SD21Prior(DiffusersPrior):
+    """Stable Diffusion 2.1 base (512x512, latent), from local weights only."""
+
+    name = "sd21"
+
+    @dataclass(frozen=True)
+    class Config(DiffusersPrior.Config):
+        path: str = ""
+        """Checkpoint folder; empty: $SDBENCH_SD21_PATH, then the offline Hugging Face cache."""
+
+    def __init__(self, cfg: SD21Prior.Config = Config()):
+        path = cfg.path or find_weights()
+        if not path:
+            raise UserError(
+                f"Stable Diffusion 2.1 base weights not found; put the diffusers folder of {REPO_ID} somewhere and "
+                f"set {ENV_VAR}=/path/to/it (or --set prior.path=...), or place it in the Hugging Face cache"
+            )
+        super().__init__(replace(cfg, path=path))

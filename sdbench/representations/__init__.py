@@ -1,0 +1,1 @@
+"""Representations rendered from cameras (:class:`sdbench.representations.base.Representation`)."""
