@@ -37,6 +37,7 @@ class RenderSet:
     """Ground-truth renders: ``images [N, 3, H, W]`` uint8, labels and camera angles."""
 
     images: Tensor
+    alpha: Tensor  # [N, 1, H, W] uint8 coverage
     shape: Tensor  # [N] index into SHAPES
     colour: Tensor  # [N] index into COLOURS
     azimuth: Tensor  # [N]
@@ -50,13 +51,13 @@ def make_renders(
     per_class: int, seed: int, resolution: int = 32, cameras: CameraConfig = TRAIN_CAMERAS, progress: bool = True
 ) -> RenderSet:
     """Render ``per_class`` random views of every (shape, colour); cached on disk."""
-    key = json.dumps(dict(per_class=per_class, seed=seed, res=resolution, cam=asdict(cameras), v=1), sort_keys=True)
+    key = json.dumps(dict(per_class=per_class, seed=seed, res=resolution, cam=asdict(cameras), v=2), sort_keys=True)
     path = cache_dir() / "world" / f"renders-{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt"
     if path.exists():
         return RenderSet(**torch.load(path))
     g = torch.Generator().manual_seed(seed)
     combos = [(s, c) for s in range(len(SHAPES)) for c in range(len(COLOURS))]
-    parts: dict[str, list[Tensor]] = {k: [] for k in ("images", "shape", "colour", "azimuth", "elevation")}
+    parts: dict[str, list[Tensor]] = {k: [] for k in ("images", "alpha", "shape", "colour", "azimuth", "elevation")}
     iterator = combos
     if progress:
         from rich.progress import track
@@ -64,8 +65,9 @@ def make_renders(
         iterator = track(combos, description=f"rendering {per_class * len(combos)} toy views")
     for s, c in iterator:
         cams = Cameras.sample(per_class, cameras, generator=g)
-        rgb, _ = render(SHAPES[s], list(COLOURS)[c], cams, resolution)
+        rgb, alpha = render(SHAPES[s], list(COLOURS)[c], cams, resolution)
         parts["images"].append((rgb * 255).round().to(torch.uint8))
+        parts["alpha"].append((alpha * 255).round().to(torch.uint8))
         parts["shape"].append(torch.full((per_class,), s))
         parts["colour"].append(torch.full((per_class,), c))
         parts["azimuth"].append(cams.azimuth)
