@@ -175,7 +175,7 @@ class TrialState:
     prior: Any
     representation: Any
     loss: Any
-    optimizer: torch.optim.Optimizer
+    optimizers: dict[str, torch.optim.Optimizer]
     step: int = 0
     seconds: float = 0.0
     logs: dict[str, float] = field(default_factory=dict)
@@ -198,11 +198,9 @@ def build(spec: TrialSpec, prior: Any | None = None) -> TrialState:
     prior.check_prompt(t.prompt)
     resolution = t.resolution or prior.resolution
     seed_everything(t.seed)
-    rep = spec.representation_cls(spec.representation, resolution=resolution).to(prior.device)
+    rep = spec.representation_cls(spec.representation, resolution=resolution, prompt=t.prompt).to(prior.device)
     loss = spec.loss_cls(spec.loss, prior).to(prior.device)
-    groups = rep.parameter_groups()
-    optimizer = torch.optim.Adam(groups, betas=(0.9, 0.99), eps=1e-15)
-    state = TrialState(spec, prior, rep, loss, optimizer)
+    state = TrialState(spec, prior, rep, loss, rep.make_optimizers())
     state._nfe0 = prior.nfe.forward
     return state
 
@@ -239,10 +237,13 @@ def optimise(state: TrialState, progress: bool = True, on_step: Callable[[TrialS
             result = state.loss(out.rgb, text, cams, state.step)
             if not torch.isfinite(result.loss) or not torch.isfinite(out.rgb).all():
                 raise TrialFailed(f"loss became NaN/inf at step {state.step}")
-            state.optimizer.zero_grad(set_to_none=True)
+            for opt in state.optimizers.values():
+                opt.zero_grad(set_to_none=True)
+            state.representation.pre_backward(state.step, out)
             result.loss.backward()
-            state.optimizer.step()
-            state.representation.post_step(state.step, state.optimizer, out)
+            for opt in state.optimizers.values():
+                opt.step()
+            state.representation.post_step(state.step, state.optimizers, out)
             state.step += 1
             state.seconds = time.perf_counter() - start
             for k, v in result.logs.items():

@@ -36,11 +36,13 @@ class Representation(nn.Module, abc.ABC):
     #: True for 3D representations (the trial writes a turntable for them).
     is_3d: ClassVar[bool] = True
 
-    def __init__(self, cfg: Any, resolution: int):
-        """``resolution``: the image size the trial renders at (the prior's, unless overridden)."""
+    def __init__(self, cfg: Any, resolution: int, prompt: str = ""):
+        """``resolution``: the image size the trial renders at (the prior's, unless overridden);
+        ``prompt``: the trial's prompt (for prompt-conditioned initialisations such as Shap-E)."""
         super().__init__()
         self.cfg = cfg
         self.resolution = resolution
+        self.prompt = prompt
 
     @abc.abstractmethod
     def render(self, cameras: Cameras, height: int, width: int) -> RenderOutput:
@@ -50,8 +52,16 @@ class Representation(nn.Module, abc.ABC):
     def parameter_groups(self) -> list[dict[str, Any]]:
         """Optimiser parameter groups: ``[{"name": str, "params": [Tensor], "lr": float}, ...]``."""
 
-    def post_step(self, step: int, optimizer: torch.optim.Optimizer, render: RenderOutput) -> None:
-        """Called after each optimiser step (densification and pruning live here)."""
+    def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The optimisers of the parameters; default: one Adam over :meth:`parameter_groups`
+        (betas 0.9/0.99, eps 1e-15, as text-to-3D codebases use)."""
+        return {"all": torch.optim.Adam(self.parameter_groups(), betas=(0.9, 0.99), eps=1e-15)}
+
+    def pre_backward(self, step: int, render: RenderOutput) -> None:
+        """Called between the loss and its backward pass (e.g. to retain screen-space gradients)."""
+
+    def post_step(self, step: int, optimizers: dict[str, torch.optim.Optimizer], render: RenderOutput) -> None:
+        """Called after the optimiser steps (densification and pruning live here)."""
 
     def export(self, directory: Path) -> list[Path]:
         """Write the representation's own files (e.g. ``model.ply``) into ``directory``; return them."""

@@ -1,0 +1,292 @@
+"""3D Gaussian Splatting (Kerbl et al. 2023) as a text-to-3D representation.
+
+Parameters (one ``nn.Parameter`` each, in gsplat's naming): ``means [N, 3]``, ``scales [N, 3]``
+(log), ``quats [N, 4]`` (w, x, y, z; normalised when rendering), ``opacities [N]`` (logit),
+``sh0 [N, 1, 3]`` and ``shN [N, K−1, 3]`` (spherical-harmonic colour, ``K = (degree + 1)²``).
+Rendering: :func:`sdbench.representations.splat.rasterize` (gsplat on CUDA, a tested pure-torch
+twin on CPU). Densification and pruning: gsplat's ``DefaultStrategy`` (pure torch, so the same on
+CPU and CUDA), with a cap on the number of Gaussians. Export: ``model.ply`` in the INRIA 3DGS layout.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from sdbench.cameras import Cameras
+from sdbench.errors import UserError
+from sdbench.representations.base import RenderOutput, Representation
+from sdbench.representations.splat import rasterize
+
+SH_C0 = 0.28209479177387814  # Y_0^0: colour = SH_C0 · sh0 + 0.5
+
+
+def rgb_to_sh0(rgb: Tensor) -> Tensor:
+    return (rgb - 0.5) / SH_C0
+
+
+class Gaussians(Representation):
+    """3D Gaussian splatting (gsplat on CUDA, a pure-torch rasteriser on CPU)."""
+
+    aliases = ("3dgs",)
+
+    @dataclass(frozen=True)
+    class Config:
+        num_points: int = 4096
+        """Initial number of Gaussians (DreamMapping/LucidDreamer: ~50k on SD at 512²)."""
+        init: str = "sphere"
+        """'sphere' (random in a ball), 'shape:<toy shape>' (e.g. shape:cube), 'ply:<path>', or 'shap-e'."""
+        init_radius: float = 0.6
+        """Radius of the 'sphere' initialisation (world units; toy objects fit in the unit ball)."""
+        init_opacity: float = 0.1
+        init_scale: float = 0.0
+        """Initial isotropic scale; 0 derives it from the point density."""
+        shap_e_path: str = ""
+        """Local Shap-E (diffusers ShapEPipeline) folder for init='shap-e'; empty: $SDBENCH_SHAPE_PATH or the HF cache."""
+        sh_degree: int = 0
+        """Spherical-harmonic degree of the colours (0: view-independent RGB)."""
+        background: tuple[float, float, float] = (1.0, 1.0, 1.0)
+        """Background colour composited behind the Gaussians."""
+        lr_means: float = 0.002
+        lr_scales: float = 0.005
+        lr_quats: float = 0.001
+        lr_opacities: float = 0.05
+        lr_sh0: float = 0.01
+        lr_shN: float = 0.0005
+        densify: bool = True
+        """Run gsplat's DefaultStrategy (clone/split/prune)."""
+        densify_from: int = 100
+        densify_until: int = 1500
+        densify_every: int = 100
+        densify_grad: float = 0.0002
+        """gsplat's grow_grad2d: mean screen-space gradient above which Gaussians grow."""
+        prune_opacity: float = 0.005
+        max_points: int = 20000
+        """No growth beyond this many Gaussians (keeps CPU steps bounded)."""
+
+    def __init__(self, cfg: Gaussians.Config, resolution: int, prompt: str = ""):
+        super().__init__(cfg, resolution, prompt)
+        if cfg.sh_degree < 0 or cfg.sh_degree > 4:
+            raise UserError(f"sh_degree must be 0..4, got {cfg.sh_degree}")
+        means, colours = self._initial_points()
+        n = len(means)
+        k = (cfg.sh_degree + 1) ** 2
+        scale = cfg.init_scale or 0.6 * (4 / 3 * math.pi * cfg.init_radius**3 / n) ** (1 / 3)
+        self.params = nn.ParameterDict(
+            {
+                "means": nn.Parameter(means),
+                "scales": nn.Parameter(torch.full((n, 3), math.log(scale))),
+                "quats": nn.Parameter(torch.tensor([1.0, 0.0, 0.0, 0.0]).repeat(n, 1)),
+                "opacities": nn.Parameter(torch.full((n,), math.log(cfg.init_opacity / (1 - cfg.init_opacity)))),
+                "sh0": nn.Parameter(rgb_to_sh0(colours)[:, None, :]),
+                "shN": nn.Parameter(torch.zeros(n, k - 1, 3)),
+            }
+        )
+        self.register_buffer("background", torch.tensor(cfg.background, dtype=torch.float32))
+        self.strategy = None
+        self.strategy_state: dict[str, Any] = {}
+        if cfg.densify:
+            self.strategy = _CappedStrategy(
+                max_points=cfg.max_points,
+                prune_opa=cfg.prune_opacity,
+                grow_grad2d=cfg.densify_grad,
+                refine_start_iter=cfg.densify_from,
+                refine_stop_iter=cfg.densify_until,
+                refine_every=cfg.densify_every,
+                reset_every=10**9,
+            )
+            self.strategy_state = self.strategy.initialize_state(scene_scale=1.0)
+
+    # ------------------------------------------------------------ initialise
+    def _initial_points(self) -> tuple[Tensor, Tensor]:
+        """Initial means ``[N, 3]`` and colours ``[N, 3]`` in [0, 1]."""
+        cfg = self.cfg
+        n = cfg.num_points
+        grey = lambda m: torch.full((m, 3), 0.5)  # noqa: E731
+        if cfg.init == "sphere":
+            return _ball(n, cfg.init_radius), grey(n)
+        if cfg.init.startswith("shape:"):
+            from sdbench.world.scenes import SHAPES, sdf
+
+            shape = cfg.init.split(":", 1)[1]
+            if shape not in SHAPES:
+                raise UserError(f"unknown toy shape {shape!r} for init; use one of {', '.join(SHAPES)}")
+            pts = _ball(20 * n, 1.0)
+            pts = pts[sdf(shape, pts) < 0][:n]
+            return pts, grey(len(pts))
+        if cfg.init.startswith("ply:"):
+            return load_points(Path(cfg.init.split(":", 1)[1]).expanduser(), n)
+        if cfg.init == "shap-e":
+            from sdbench.representations.shap_e import shap_e_points
+
+            return shap_e_points(cfg.shap_e_path, self.prompt, n)
+        raise UserError(f"unknown init {cfg.init!r}; use sphere, shape:<name>, ply:<path> or shap-e")
+
+    @property
+    def num_points(self) -> int:
+        return self.params["means"].shape[0]
+
+    # ---------------------------------------------------------------- render
+    def activated(self) -> dict[str, Tensor]:
+        p = self.params
+        return {
+            "means": p["means"],
+            "quats": p["quats"],
+            "scales": torch.exp(p["scales"]),
+            "opacities": torch.sigmoid(p["opacities"]),
+            "sh": torch.cat([p["sh0"], p["shN"]], dim=1),
+        }
+
+    def render(self, cameras: Cameras, height: int, width: int) -> RenderOutput:
+        a = self.activated()
+        cams = cameras.to(a["means"].device)
+        rgb, alpha, meta = rasterize(
+            a["means"], a["quats"], a["scales"], a["opacities"], a["sh"],
+            cams.viewmats, cams.intrinsics(height, width), width, height, self.cfg.sh_degree, self.background,
+        )
+        return RenderOutput(rgb.permute(0, 3, 1, 2), alpha.permute(0, 3, 1, 2), {"meta": meta})
+
+    # -------------------------------------------------------------- optimise
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        return [{"name": k, "params": [p], "lr": getattr(self.cfg, f"lr_{k}")} for k, p in self.params.items()]
+
+    def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """One Adam per parameter, the layout gsplat's strategies update in place."""
+        return {
+            g["name"]: torch.optim.Adam([g["params"][0]], lr=g["lr"], betas=(0.9, 0.99), eps=1e-15) for g in self.parameter_groups()
+        }
+
+    def pre_backward(self, step: int, render: RenderOutput) -> None:
+        if self.strategy is not None and render.rgb.requires_grad:
+            self.strategy.step_pre_backward(self.params, {}, self.strategy_state, step, render.extras["meta"])
+
+    def post_step(self, step: int, optimizers: dict[str, torch.optim.Optimizer], render: RenderOutput) -> None:
+        if self.strategy is not None and render.extras["meta"]["means2d"].grad is not None:
+            self.strategy.step_post_backward(self.params, optimizers, self.strategy_state, step, render.extras["meta"], packed=False)
+
+    # ----------------------------------------------------------------- files
+    def export(self, directory: Path) -> list[Path]:
+        path = Path(directory) / "model.ply"
+        save_ply(self, path)
+        return [path]
+
+
+def _ball(n: int, radius: float) -> Tensor:
+    """``n`` points uniform in a ball."""
+    d = torch.nn.functional.normalize(torch.randn(n, 3), dim=-1)
+    return d * radius * torch.rand(n, 1) ** (1 / 3)
+
+
+class _CappedStrategy:
+    """gsplat's DefaultStrategy that stops growing at ``max_points`` Gaussians."""
+
+    def __new__(cls, max_points: int, **kwargs: Any):
+        from gsplat.strategy import DefaultStrategy
+
+        class Capped(DefaultStrategy):
+            def _grow_gs(self, params, optimizers, state, step):  # type: ignore[override]
+                if len(params["means"]) >= max_points:
+                    return 0, 0
+                return super()._grow_gs(params, optimizers, state, step)
+
+        return Capped(**kwargs)
+
+
+# --------------------------------------------------------------------- PLY
+def ply_properties(sh_degree: int) -> list[str]:
+    """The INRIA 3DGS vertex properties, in order."""
+    rest = 3 * ((sh_degree + 1) ** 2 - 1)
+    return (
+        ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
+        + [f"f_rest_{i}" for i in range(rest)]
+        + ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
+    )
+
+
+def save_ply(rep: Gaussians, path: Path) -> Path:
+    """Write ``model.ply`` (binary little-endian, INRIA layout; ``f_rest`` channel-major)."""
+    import numpy as np
+    from plyfile import PlyData, PlyElement
+
+    from sdbench.io import atomic_write
+
+    p = {k: v.detach().cpu() for k, v in rep.params.items()}
+    n = p["means"].shape[0]
+    f_rest = p["shN"].transpose(1, 2).reshape(n, -1)  # [N, 3·(K−1)]: all of R, then G, then B
+    columns = torch.cat(
+        [p["means"], torch.zeros(n, 3), p["sh0"][:, 0, :], f_rest, p["opacities"][:, None], p["scales"], p["quats"]], dim=1
+    ).numpy()
+    names = ply_properties(rep.cfg.sh_degree)
+    data = np.empty(n, dtype=[(name, "f4") for name in names])
+    for i, name in enumerate(names):
+        data[name] = columns[:, i]
+    ply = PlyData([PlyElement.describe(data, "vertex")])
+    return atomic_write(path, lambda f: ply.write(f))
+
+
+def load_ply(path: Path, cfg: Gaussians.Config | None = None, resolution: int = 32) -> Gaussians:
+    """Rebuild a :class:`Gaussians` from an INRIA-layout ``.ply`` (the SH degree is read from it)."""
+    from dataclasses import replace
+
+    from plyfile import PlyData
+
+    v = PlyData.read(str(path))["vertex"]
+    names = v.data.dtype.names
+    n_rest = sum(1 for nm in names if nm.startswith("f_rest_"))
+    degree = int(round(math.sqrt(n_rest / 3 + 1))) - 1
+    cfg = replace(cfg or Gaussians.Config(), num_points=1, sh_degree=degree, init="sphere")
+    rep = Gaussians(cfg, resolution)
+    col = lambda nm: torch.as_tensor(v[nm].copy(), dtype=torch.float32)  # noqa: E731
+    n = len(v.data)
+    values = {
+        "means": torch.stack([col("x"), col("y"), col("z")], 1),
+        "sh0": torch.stack([col(f"f_dc_{i}") for i in range(3)], 1)[:, None, :],
+        "shN": (torch.stack([col(f"f_rest_{i}") for i in range(n_rest)], 1) if n_rest else torch.zeros(n, 0)).reshape(n, 3, -1).transpose(1, 2),
+        "opacities": col("opacity"),
+        "scales": torch.stack([col(f"scale_{i}") for i in range(3)], 1),
+        "quats": torch.stack([col(f"rot_{i}") for i in range(4)], 1),
+    }
+    for k, val in values.items():
+        rep.params[k] = nn.Parameter(val.contiguous())
+    return rep
+
+
+def load_points(path: Path, n: int) -> tuple[Tensor, Tensor]:
+    """Means and colours from a ``.ply`` point cloud (``red/green/blue``) or 3DGS file (``f_dc``),
+    resampled to ``n`` points (with small jitter when upsampling)."""
+    from plyfile import PlyData
+
+    if not path.is_file():
+        raise UserError(f"point cloud {path} does not exist")
+    v = PlyData.read(str(path))["vertex"]
+    names = v.data.dtype.names
+    xyz = torch.stack([torch.as_tensor(v[c].copy(), dtype=torch.float32) for c in ("x", "y", "z")], 1)
+    if {"red", "green", "blue"} <= set(names):
+        rgb = torch.stack([torch.as_tensor(v[c].copy(), dtype=torch.float32) for c in ("red", "green", "blue")], 1)
+        rgb = rgb / 255.0 if rgb.max() > 1.0 else rgb
+    elif "f_dc_0" in names:
+        rgb = (torch.stack([torch.as_tensor(v[f"f_dc_{i}"].copy(), dtype=torch.float32) for i in range(3)], 1) * SH_C0 + 0.5).clamp(0, 1)
+    else:
+        rgb = torch.full_like(xyz, 0.5)
+    return resample_points(xyz, rgb, n)
+
+
+def resample_points(xyz: Tensor, rgb: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    """Sub- or up-sample a point cloud to ``n`` points; up-sampled copies are jittered by a fraction
+    of the mean point spacing (LucidDreamer/DreamMapping upsample Shap-E's ~4k points to ~50k)."""
+    m = len(xyz)
+    if m == 0:
+        raise UserError("the point cloud is empty")
+    if m >= n:
+        idx = torch.randperm(m)[:n]
+        return xyz[idx], rgb[idx]
+    idx = torch.randint(0, m, (n - m,))
+    extent = (xyz.max(0).values - xyz.min(0).values).max().clamp(min=1e-6)
+    spacing = extent / m ** (1 / 3)
+    extra = xyz[idx] + 0.5 * spacing * torch.randn(n - m, 3)
+    return torch.cat([xyz, extra]), torch.cat([rgb, rgb[idx]])
