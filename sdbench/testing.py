@@ -113,6 +113,7 @@ class StubPrior(Prior):
     def __init__(self, cfg: StubPrior.Config | None = None):
         self.cfg = cfg or self.Config()
         self.resolution = self.cfg.resolution
+        self.latent_shape = (3, self.resolution, self.resolution)
         self.alphas_cumprod = sd_alphas_cumprod()
         self.device = torch.device("cpu")
         self.nfe = NFECounter()
@@ -132,10 +133,12 @@ class StubPrior(Prior):
     def encode_text(self, prompts: Sequence[str]) -> torch.Tensor:
         return torch.stack([self.embedding(p) for p in prompts])
 
-    def unet_forward(self, x_t: torch.Tensor, t: torch.Tensor, embeddings: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+    def unet_forward(self, x_t: torch.Tensor, t: torch.Tensor, embeddings: torch.Tensor, *, network: Any = None, raw: bool = False, **kwargs: Any) -> torch.Tensor:
         self.nfe.forward += x_t.shape[0]
         if torch.is_grad_enabled():
             self.nfe.with_grad += x_t.shape[0]
+        if network is not None:
+            return network(x_t, t, embeddings, **kwargs)
         return self.formula(x_t, t, embeddings)
 
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:

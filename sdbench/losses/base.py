@@ -68,16 +68,23 @@ class Loss(nn.Module, abc.ABC):
         """
 
     def checkpoint_state(self) -> dict[str, Any]:
-        """Everything needed to resume: module tensors plus any optimiser states."""
-        state: dict[str, Any] = {"module": self.state_dict()}
-        for name, opt in self.optimizers().items():
-            state[f"optimizer.{name}"] = opt.state_dict()
-        return state
+        """Everything needed to resume: trainable parameters (not frozen copies of the prior, e.g.
+        VSD's LoRA UNet keeps only its LoRA and camera weights), buffers, and optimiser states."""
+        return {
+            "parameters": {n: p.detach().clone() for n, p in self.named_parameters() if p.requires_grad},
+            "buffers": {n: b.detach().clone() for n, b in self.named_buffers()},
+            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers().items()},
+        }
 
     def load_checkpoint_state(self, state: dict[str, Any]) -> None:
-        self.load_state_dict(state["module"])
+        params, buffers = dict(self.named_parameters()), dict(self.named_buffers())
+        with torch.no_grad():
+            for n, v in state["parameters"].items():
+                params[n].copy_(v)
+            for n, v in state["buffers"].items():
+                buffers[n].copy_(v)
         for name, opt in self.optimizers().items():
-            opt.load_state_dict(state[f"optimizer.{name}"])
+            opt.load_state_dict(state["optimizers"][name])
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """The loss's own optimisers (none for losses without trainable parts)."""

@@ -8,6 +8,7 @@ L = ½ Σ (z − sg(z − g))² / B, whose gradient is exactly ∂L/∂z = g / B
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -93,3 +94,29 @@ def noise_images(
     if noise.shape != z.shape:
         raise ValueError(f"noise must match the prior-space images {tuple(z.shape)}, got {tuple(noise.shape)}")
     return Noised(z, t.to(z.device), noise, prior.add_noise(z.detach(), t.to(z.device), noise))
+
+
+@dataclass(frozen=True)
+class Linear:
+    """A value that moves linearly from ``start`` (at ``from_step``) to ``end`` (at ``to_step``) and
+    stays there; ``to_step <= from_step`` means the constant ``end`` after ``from_step`` (a jump)."""
+
+    start: float
+    end: float
+    from_step: int = 0
+    to_step: int = 0
+
+    def __call__(self, step: int) -> float:
+        if self.to_step <= self.from_step:
+            return self.start if step < self.from_step else self.end
+        progress = min(max((step - self.from_step) / (self.to_step - self.from_step), 0.0), 1.0)
+        return self.start + (self.end - self.start) * progress
+
+    @classmethod
+    def constant(cls, value: float) -> Linear:
+        return cls(value, value)
+
+
+def anneal_bounds(t_range: tuple[float, float], t_max: Linear | None, step: int) -> tuple[float, float]:
+    """``t_range`` with its upper end replaced by ``t_max(step)`` when a schedule is given."""
+    return (t_range[0], t_max(step)) if t_max is not None else t_range

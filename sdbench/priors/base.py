@@ -41,6 +41,10 @@ class Prior(abc.ABC):
     alphas_cumprod: Tensor
     #: Native image size of the prior (renders are resized to it).
     resolution: int
+    #: Shape ``(C, h, w)`` of one image in the prior's space (what ε and z look like).
+    latent_shape: tuple[int, int, int]
+    #: What the network predicts: "epsilon", "v_prediction" or "sample" (outputs are converted to ε).
+    prediction_type: str = "epsilon"
     device: torch.device
     nfe: NFECounter
 
@@ -58,9 +62,26 @@ class Prior(abc.ABC):
 
     # ------------------------------------------------------------- networks
     @abc.abstractmethod
-    def unet_forward(self, x_t: Tensor, t: Tensor, embeddings: Tensor, **kwargs: Any) -> Tensor:
+    def unet_forward(
+        self, x_t: Tensor, t: Tensor, embeddings: Tensor, *, network: Any = None, raw: bool = False, **kwargs: Any
+    ) -> Tensor:
         """One counted network evaluation: ``x_t [N, C, h, w]``, ``t [N]``, ``embeddings [N, L, D]``
-        → ε prediction ``[N, C, h, w]`` (float32). Runs with autograd only if it is enabled."""
+        → ε prediction ``[N, C, h, w]`` (float32). Runs with autograd only if it is enabled.
+
+        ``network``: another network of the same signature to evaluate instead (e.g. VSD's LoRA
+        copy), counted the same way. ``raw``: return the network's own prediction type (v, x_0)
+        instead of converting it to ε. Extra keyword arguments go to the network."""
+
+    def network_target(self, z: Tensor, noise: Tensor, t: Tensor) -> Tensor:
+        """The regression target of the network's own prediction type for x_t built from (z, ε, t)."""
+        if self.prediction_type == "epsilon":
+            return noise
+        a = self.alphas_cumprod[t].view(-1, *([1] * (z.dim() - 1)))
+        if self.prediction_type == "v_prediction":
+            return a.sqrt() * noise - (1 - a).sqrt() * z
+        if self.prediction_type == "sample":
+            return z
+        raise ValueError(f"unsupported prediction type {self.prediction_type!r}")
 
     def predict_noise(self, x_t: Tensor, t: Tensor, embeddings: Sequence[Tensor], **kwargs: Any) -> list[Tensor]:
         """ε predictions of ``x_t [B, C, h, w]`` at ``t [B]`` under each of K conditionings

@@ -134,6 +134,8 @@ class DiffusersPrior(Prior):
         self.alphas_cumprod = self.scheduler.alphas_cumprod.to(self.device, torch.float32)
         self.prediction_type = self.scheduler.config.get("prediction_type", "epsilon")
         self.channels = self.unet.config.in_channels
+        h = self.resolution // scale
+        self.latent_shape = (self.channels, h, h)
 
     def _place(self, module: torch.nn.Module) -> torch.nn.Module:
         """Frozen, in eval mode, on the prior's device and dtype."""
@@ -159,14 +161,17 @@ class DiffusersPrior(Prior):
         return torch.stack([self._text_cache[p] for p in prompts])
 
     # ------------------------------------------------------------- networks
-    def unet_forward(self, x_t: Tensor, t: Tensor, embeddings: Tensor, **kwargs: Any) -> Tensor:
+    def unet_forward(
+        self, x_t: Tensor, t: Tensor, embeddings: Tensor, *, network: Any = None, raw: bool = False, **kwargs: Any
+    ) -> Tensor:
         n = x_t.shape[0]
         self.nfe.forward += n
         if torch.is_grad_enabled():
             self.nfe.with_grad += n
         kwargs = {k: v.to(self.dtype) if isinstance(v, Tensor) and v.is_floating_point() else v for k, v in kwargs.items()}
-        out = self.unet(x_t.to(self.dtype), t, encoder_hidden_states=embeddings.to(self.dtype), **kwargs).sample.float()
-        return self._to_epsilon(out, x_t, t)
+        net = self.unet if network is None else network
+        out = net(x_t.to(self.dtype), t, encoder_hidden_states=embeddings.to(self.dtype), **kwargs).sample.float()
+        return out if raw else self._to_epsilon(out, x_t, t)
 
     def _to_epsilon(self, out: Tensor, x_t: Tensor, t: Tensor) -> Tensor:
         if self.prediction_type == "epsilon":

@@ -1,0 +1,1 @@
+"""Performance and quality benchmarks (``make bench``); results go to ``benchmarks/results/``."""

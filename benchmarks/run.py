@@ -1,0 +1,33 @@
+"""Run the benchmarks: ``python -m benchmarks.run [name ...]`` (default: all).
+
+Each benchmark writes ``benchmarks/results/<name>.json`` with the hardware it ran on.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+
+import torch
+
+BENCHMARKS = ("toy_world", "gaussians")
+
+
+def main(argv: list[str] | None = None) -> int:
+    names = (argv if argv is not None else sys.argv[1:]) or list(BENCHMARKS)
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        print(f"error: unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}", file=sys.stderr)
+        return 2
+    torch.set_flush_denormal(True)
+    for name in names:
+        start = time.time()
+        print(f"== {name}")
+        importlib.import_module(f"benchmarks.{name}").main()
+        print(f"== {name}: {time.time() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

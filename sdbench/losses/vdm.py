@@ -1,0 +1,176 @@
+"""VDM + DCA: Variational Distribution Mapping with Distribution Coefficient Annealing
+(DreamMapping, Cai et al. 2024, arXiv:2409.05099), the project's seed paper.
+
+A render x_0 is treated as a degraded diffusion output; a small learnable operator M_ψ maps the
+prior's noise prediction to the true noise. Per step (Algorithm 1: update ψ first, then θ):
+
+* operator loss (Eq. 17): L_op(ψ) = ‖M_ψ(sg[ε_φ(x_t, t, y)]) − ε‖², one Adam step (lr 0.01);
+* DCA (Eq. 18): λ_t = 1 if t > 300 else 1 − ᾱ_t;
+* gradient on the render (Eq. 19, UNet Jacobian omitted, M_ψ's output a constant for θ)::
+
+      g = w(t) · (ε_φ(x_t, t, y) − λ_t · M_ψ(ε_φ(x_t, t, y)))
+
+with x_t = √ᾱ_t x_0 + √(1−ᾱ_t) ε and t ~ U{0, …, 999} (Algorithm 1's U(0, 1000)).
+M_ψ is U-Lite (§5.2: ≈ 1 M parameters at SD's 4×64×64 noise; levels scaled to the prior's size).
+
+Open choices the paper leaves (defaults here): ε_φ is the CFG prediction (s = 7.5, diffusers form:
+the paper's CFG setting); w(t) = 1 − ᾱ_t (SDS's weight; the paper does not state one); M_ψ is not
+conditioned on t. Ablations of §5.6, each a registered name: ``vdm_nodca`` (λ_t ≡ 1),
+``vdm_cut100`` / ``vdm_cut500`` (DCA cut-offs), ``vdm_linear`` (M_ψ(ε) = a ⊙ ε with a learnable tensor
+a of ε's shape), ``vdm_noise`` (M_ψ(ε) + n with a learnable tensor n of ε's shape).
+NFE per view and step: 2 (+ M_ψ's forward/backward, negligible next to the UNet).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from sdbench.cameras import Cameras
+from sdbench.losses.base import Loss, LossOutput
+from sdbench.losses.common import Weighting, grad_logs, noise_images, prepare_grad, surrogate_loss, weight
+from sdbench.losses.ulite import ULite, levels_for
+from sdbench.priors.base import TextConditioning
+
+Operator = Literal["ulite", "linear", "ulite_noise"]
+
+
+class LinearOperator(nn.Module):
+    """M(ε) = a ⊙ ε, a learnable tensor of ε's shape ``[C, h, w]`` (initialised to 1)."""
+
+    def __init__(self, shape: tuple[int, ...]):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(shape))
+
+    def forward(self, eps: Tensor) -> Tensor:
+        return self.scale * eps
+
+
+class NoisyOperator(nn.Module):
+    """M(ε) = U-Lite(ε) + n, n a learnable observation-noise tensor of ε's shape (initialised to 0)."""
+
+    def __init__(self, net: nn.Module, shape: tuple[int, ...]):
+        super().__init__()
+        self.net = net
+        self.noise = nn.Parameter(torch.zeros(shape))
+
+    def forward(self, eps: Tensor) -> Tensor:
+        return self.net(eps) + self.noise
+
+
+def dca_lambda(alphas_cumprod: Tensor, t: Tensor, cutoff: int | None) -> Tensor:
+    """DCA (Eq. 18): λ_t = 1 for t > cutoff, else 1 − ᾱ_t; ``[B, 1, 1, 1]``. None: no DCA (λ_t ≡ 1)."""
+    ones = torch.ones_like(alphas_cumprod[t])
+    lam = ones if cutoff is None else torch.where(t > cutoff, ones, 1 - alphas_cumprod[t])
+    return lam.view(-1, 1, 1, 1)
+
+
+class VDM(Loss):
+    """VDM + DCA (DreamMapping): w(t)(eps_phi - lambda_t M_psi(eps_phi)) with a learned operator."""
+
+    @dataclass(frozen=True)
+    class Config:
+        cfg_scale: float = 7.5
+        """CFG scale of ε_φ (diffusers form); 1 uses the conditional prediction alone."""
+        dca: bool = True
+        """Distribution Coefficient Annealing on (off: λ_t ≡ 1)."""
+        dca_cutoff: int = 300
+        """λ_t = 1 above this timestep, 1 − ᾱ_t at or below it."""
+        operator: Operator = "ulite"
+        """'ulite' (M_ψ), 'linear' (learnable element-wise scale), 'ulite_noise' (M_ψ + learnable noise)."""
+        operator_lr: float = 0.01
+        operator_levels: int = 0
+        """U-Lite levels; 0 picks the most that keep a 2×2 bottleneck (5 at SD's 64×64)."""
+        operator_steps: int = 1
+        """ψ updates per step (Algorithm 1: one)."""
+        t_range: tuple[float, float] = (0.0, 0.999)
+        """t ~ U{0, …, 999}."""
+        weighting: Weighting = "sds"
+        grad_clip: float | None = None
+
+    def __init__(self, cfg: VDM.Config, prior):
+        super().__init__(cfg, prior)
+        shape = tuple(prior.latent_shape)  # M_ψ acts on the prior's noise, [C, h, w]
+        if cfg.operator == "linear":
+            self.operator: nn.Module = LinearOperator(shape)
+        else:
+            net = ULite(shape[0], shape[0], levels=cfg.operator_levels or levels_for(shape[1]))
+            self.operator = net if cfg.operator == "ulite" else NoisyOperator(net, shape)
+        self.operator.to(prior.device)
+        self._optimizer = torch.optim.Adam(self.operator.parameters(), lr=cfg.operator_lr)
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"operator": self._optimizer}
+
+    def operator_step(self, eps_phi: Tensor, noise: Tensor) -> float:
+        """One Adam step on L_op(ψ) = mean ‖M_ψ(sg[ε_φ]) − ε‖²; returns the loss before the step."""
+        self.operator.train()
+        with torch.enable_grad():
+            loss = (self.operator(eps_phi.detach()) - noise).pow(2).mean()
+            self._optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self._optimizer.step()
+        return loss.item()
+
+    def forward(
+        self, images: Tensor, text: TextConditioning, cameras: Cameras, step: int, *, t: Tensor | None = None, noise: Tensor | None = None
+    ) -> LossOutput:
+        cfg = self.cfg
+        n = noise_images(self.prior, images, cfg.t_range, t, noise)
+        B = n.z.shape[0]
+        if cfg.cfg_scale == 1.0:
+            (eps_phi,) = self.prior.predict_noise(n.x_t, n.t, [text.cond(cameras)])
+        else:
+            eps_phi, _, _ = self.prior.predict_cfg(n.x_t, n.t, text.cond(cameras), text.uncond(B), cfg.cfg_scale)
+        op_loss = float("nan")
+        for _ in range(cfg.operator_steps):  # ψ first (Algorithm 1)
+            op_loss = self.operator_step(eps_phi, n.noise)
+        with torch.no_grad():
+            mapped = self.operator(eps_phi)
+        lam = dca_lambda(self.prior.alphas_cumprod, n.t, cfg.dca_cutoff if cfg.dca else None)
+        g = prepare_grad(weight(cfg.weighting, self.prior.alphas_cumprod, n.t) * (eps_phi - lam * mapped), cfg.grad_clip)
+        logs = {**grad_logs(g, n.t), "lambda_t": lam.mean().item(), "operator_loss": op_loss}
+        return LossOutput(surrogate_loss(n.z, g), logs)
+
+
+class VDMNoDCA(VDM):
+    """VDM ablation (DreamMapping 5.6): no DCA, lambda_t = 1."""
+
+    @dataclass(frozen=True)
+    class Config(VDM.Config):
+        dca: bool = False
+
+
+class VDMCut100(VDM):
+    """VDM ablation (DreamMapping 5.6): DCA cut-off at t = 100."""
+
+    @dataclass(frozen=True)
+    class Config(VDM.Config):
+        dca_cutoff: int = 100
+
+
+class VDMCut500(VDM):
+    """VDM ablation (DreamMapping 5.6): DCA cut-off at t = 500."""
+
+    @dataclass(frozen=True)
+    class Config(VDM.Config):
+        dca_cutoff: int = 500
+
+
+class VDMLinear(VDM):
+    """VDM ablation (DreamMapping 5.6): linear operator, a learnable element-wise scale."""
+
+    @dataclass(frozen=True)
+    class Config(VDM.Config):
+        operator: Operator = "linear"
+
+
+class VDMNoise(VDM):
+    """VDM ablation (DreamMapping 5.6): operator with learnable observation noise."""
+
+    @dataclass(frozen=True)
+    class Config(VDM.Config):
+        operator: Operator = "ulite_noise"
