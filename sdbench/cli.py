@@ -116,6 +116,27 @@ def run(
     _print_result(result, Path(out))
 
 
+@app.command("eval")
+def eval_(
+    dirs: list[Path] = typer.Argument(..., help="Trial directories (with result.json) to re-evaluate."),
+    metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma list of metric names (default: every metric that applies)."),
+) -> None:
+    """(Re)compute the metrics of trial directories, e.g. after adding local CLIP weights."""
+    from rich.table import Table
+
+    from sdbench.trial import reevaluate
+
+    names = tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics else ("all",)
+    priors: dict = {}
+    table = Table(title="re-evaluated", title_justify="left")
+    table.add_column("trial")
+    table.add_column("metrics")
+    for d in dirs:
+        result = reevaluate(d, names, priors)
+        table.add_row(str(d), " ".join(f"{k}={v:.4g}" for k, v in result["metrics"].items()))
+    _console().print(table)
+
+
 def _print_result(result: dict, out: Path) -> None:
     from rich.table import Table
 

@@ -32,7 +32,7 @@ from sdbench.budget import Budget
 from sdbench.cameras import CameraConfig, Cameras
 from sdbench.errors import TrialFailed, UserError
 from sdbench.hardware import PeakMemory, hardware, versions
-from sdbench.io import save_gif, save_grid, write_json, write_text
+from sdbench.io import atomic_write, save_gif, save_grid, write_json, write_text
 from sdbench.priors.base import TextConditioning
 
 SECTIONS = {"trial": "trial", "loss": "loss", "rep": "representation", "representation": "representation", "prior": "prior"}
@@ -267,39 +267,48 @@ def optimise(state: TrialState, progress: bool = True, on_step: Callable[[TrialS
     return history
 
 
-def evaluate(state: TrialState, out_dir: Path | None = None) -> tuple[dict[str, float], list[str]]:
-    """Compute every requested metric on an orbit of evaluation views; returns (metrics, warnings)."""
+def evaluate(
+    spec: TrialSpec, prior: Any, representation: Any, out_dir: Path | None = None, metrics: tuple[str, ...] | None = None
+) -> tuple[dict[str, float], list[str]]:
+    """Compute metrics on an orbit of evaluation views; returns (metrics, warnings).
+
+    ``metrics``: names to compute (default: the trial's ``metrics``); with ``all``, metrics that do
+    not apply (or whose weights are missing) are skipped, while a metric named explicitly that
+    cannot run is a :class:`UserError` saying why.
+    """
     from sdbench.evaluation.base import EvalContext
 
-    t = state.spec.trial
-    res = state.representation.resolution
-    cams = Cameras.orbit(t.eval_views, elevation=t.eval_elevation, radius=t.cameras.radius[0], fovy=t.cameras.fovy[0])
-    cams = cams.to(state.prior.device)
+    t = spec.trial
+    wanted = tuple(metrics) if metrics is not None else t.metrics
+    res = representation.resolution
+    n_views = t.eval_views if representation.is_3d else 1
+    cams = Cameras.orbit(n_views, elevation=t.eval_elevation, radius=t.cameras.radius[0], fovy=t.cameras.fovy[0])
+    cams = cams.to(prior.device)
     with torch.no_grad():
-        views = state.representation.render(cams, res, res)
-    ctx = EvalContext(t.prompt, state.prior, state.representation, cams, views, t.seed)
-    names = registry.METRICS.names() if "all" in t.metrics else list(t.metrics)
-    metrics: dict[str, float] = {}
+        views = representation.render(cams, res, res)
+    ctx = EvalContext(t.prompt, prior, representation, cams, views, t.seed)
+    names = registry.METRICS.names() if "all" in wanted else list(wanted)
+    values: dict[str, float] = {}
     warnings: list[str] = []
     for name in names:
         try:
             cls = registry.METRICS.get(name)
         except UserError as e:
-            if "all" in t.metrics:
+            if "all" in wanted:
                 warnings.append(str(e))
                 continue
             raise
         metric = cls(cls.Config())
         reason = metric.applies(ctx)
         if reason:
-            if "all" not in t.metrics:
-                warnings.append(f"metric {name} skipped: {reason}")
+            if "all" not in wanted:
+                raise UserError(f"metric {name} cannot run on {t.prompt!r}: {reason}")
             continue
         with torch.no_grad():
-            metrics.update({k: float(v) for k, v in metric.compute(ctx).items()})
+            values.update({k: float(v) for k, v in metric.compute(ctx).items()})
     if out_dir is not None:
         save_grid(views.rgb, out_dir / "views.png", nrow=min(len(cams), 8))
-    return metrics, warnings
+    return values, warnings
 
 
 def _one_line(e: BaseException) -> str:
@@ -355,7 +364,7 @@ def run_trial(
         }
         write_text(out_dir / "history.jsonl", "".join(json.dumps(h) + "\n" for h in history))
         eval_start = time.perf_counter()
-        metrics, warnings = evaluate(state, out_dir)
+        metrics, warnings = evaluate(state.spec, state.prior, state.representation, out_dir)
         _export(state, out_dir)
         result["cost"]["eval_seconds"] = round(time.perf_counter() - eval_start, 3)
         result["metrics"] = metrics
@@ -373,12 +382,69 @@ def run_trial(
     return result
 
 
+WEIGHTS_FILE = "representation.pt"
+
+
 def _export(state: TrialState, out_dir: Path) -> None:
     t = state.spec.trial
     rep = state.representation
     rep.export(out_dir)
+    weights = {k: v.detach().cpu() for k, v in rep.state_dict().items()}
+    atomic_write(out_dir / WEIGHTS_FILE, lambda f: torch.save(weights, f))
     if rep.is_3d and t.turntable_frames > 0:
         cams = Cameras.orbit(t.turntable_frames, elevation=t.eval_elevation, radius=t.cameras.radius[0], fovy=t.cameras.fovy[0])
         with torch.no_grad():
             frames = rep.render(cams.to(state.prior.device), rep.resolution, rep.resolution).rgb
         save_gif(frames, out_dir / "turntable.gif")
+
+
+def spec_from_config(config: dict[str, Any]) -> TrialSpec:
+    """Rebuild a :class:`TrialSpec` from the ``config`` of a ``result.json``."""
+    trial = cfgutil.from_dict(TrialConfig, config["trial"], "trial")
+    loss_cls = registry.LOSSES.get(trial.loss)
+    rep_cls = registry.REPRESENTATIONS.get(trial.representation)
+    prior_cls, _ = resolve_prior(trial.prior)
+    return TrialSpec(
+        trial,
+        loss_cls,
+        cfgutil.from_dict(loss_cls.Config, config["loss"], "loss"),
+        rep_cls,
+        cfgutil.from_dict(rep_cls.Config, config["representation"], "representation"),
+        prior_cls,
+        cfgutil.from_dict(prior_cls.Config, config["prior"], "prior"),
+    )
+
+
+def reevaluate(trial_dir: Path, metrics: tuple[str, ...] | None = None, priors: dict | None = None) -> dict[str, Any]:
+    """Recompute the metrics of a completed trial directory from its saved representation and
+    rewrite its ``result.json`` (metrics are merged: names not recomputed are kept)."""
+    import json
+
+    trial_dir = Path(trial_dir)
+    result_path = trial_dir / "result.json"
+    if not result_path.is_file():
+        raise UserError(f"{trial_dir} is not a trial directory (no result.json)")
+    result = json.loads(result_path.read_text())
+    if result.get("status") != "completed":
+        raise UserError(f"{trial_dir}: the trial did not complete (status {result.get('status')!r}); nothing to evaluate")
+    if not (trial_dir / WEIGHTS_FILE).is_file():
+        raise UserError(f"{trial_dir} has no {WEIGHTS_FILE}; it was written by an older sdbench, rerun the trial")
+    spec = spec_from_config(result["config"])
+    priors = {} if priors is None else priors
+    key = (spec.prior_cls, repr(spec.prior))
+    if key not in priors:
+        priors[key] = spec.prior_cls(spec.prior)
+    prior = priors[key]
+    torch.set_flush_denormal(True)
+    seed_everything(spec.trial.seed)
+    rep = spec.representation_cls(spec.representation, resolution=spec.trial.resolution or prior.resolution, prompt=spec.trial.prompt)
+    rep.load_weights(torch.load(trial_dir / WEIGHTS_FILE, map_location="cpu"))
+    rep = rep.to(prior.device).eval()
+    start = time.perf_counter()
+    values, warnings = evaluate(spec, prior, rep, trial_dir, metrics)
+    result["metrics"] = {**result.get("metrics", {}), **values}
+    result.setdefault("cost", {})["eval_seconds"] = round(time.perf_counter() - start, 3)
+    if warnings:
+        result["warnings"] = warnings
+    write_json(result_path, result)
+    return result

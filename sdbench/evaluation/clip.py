@@ -91,3 +91,99 @@ class ClipScorer:
         """Zero-shot class probabilities ``[B, len(prompts)]`` (softmax of scaled cosine logits)."""
         scale = self.model.logit_scale.exp().float() if hasattr(self.model, "logit_scale") else torch.tensor(100.0)
         return (scale * self.encode_images(images) @ self.encode_text(prompts).T).softmax(dim=-1)
+
+
+# --------------------------------------------------------------------------- metrics
+import os  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from functools import lru_cache  # noqa: E402
+
+from sdbench.cameras import CameraConfig, Cameras  # noqa: E402
+from sdbench.evaluation.base import EvalContext, Metric  # noqa: E402
+
+#: The documented real models: open_clip architecture, pretrained tag, and where sdbench looks.
+REAL_MODELS = {
+    "ViT-L-14": ("openai", "SDBENCH_CLIP_VIT_L14"),
+    "ViT-bigG-14": ("laion2b_s39b_b160k", "SDBENCH_CLIP_VIT_BIGG14"),
+}
+
+
+@lru_cache(maxsize=4)
+def _cached_scorer(name: str, pretrained: str | None, device: str) -> ClipScorer:
+    return ClipScorer.load(name, pretrained, device)
+
+
+class ClipScore(Metric):
+    """CLIP score of random views, 100*max(cos, 0) (toy evaluator for toy prompts, else ViT-L/14)."""
+
+    metric_name = "clip"
+
+    @dataclass(frozen=True)
+    class Config:
+        model: str = "auto"
+        """'auto' (the toy evaluator for toy-world prompts, else ViT-L-14), 'toy', 'ViT-L-14', 'ViT-bigG-14',
+        or 'local-dir:/path' to any open_clip folder."""
+        checkpoint: str = ""
+        """Local open_clip checkpoint file of a real model; empty: the model's environment variable."""
+        views: int = 16
+        """Random views scored (from the trial seed)."""
+        cameras: CameraConfig = CameraConfig()
+
+    def resolve(self, prompt: str) -> tuple[str, str | None, str]:
+        """(open_clip name, checkpoint path or None, label of the reported number) for this prompt."""
+        model = self.cfg.model
+        if model == "auto":
+            from sdbench.world.grammar import parse
+
+            try:
+                parse(prompt)
+                model = "toy"
+            except ValueError:
+                model = "ViT-L-14"
+        if model == "toy":
+            from sdbench.evaluation.toy import EVALUATOR_DIR
+
+            return f"local-dir:{EVALUATOR_DIR}", None, "toy"
+        if model.startswith("local-dir:"):
+            return model, None, os.path.basename(model.rstrip("/")).replace("-", "_").lower()
+        env = REAL_MODELS.get(model, (None, ""))[1]
+        return model, self.cfg.checkpoint or os.environ.get(env, "") or None, model.replace("-", "_").lower()
+
+    def applies(self, ctx: EvalContext) -> str | None:
+        name, checkpoint, _ = self.resolve(ctx.prompt)
+        if name.startswith("local-dir:"):
+            folder = name[len("local-dir:") :]
+            return None if os.path.isfile(os.path.join(folder, "open_clip_config.json")) else f"no open_clip folder at {folder}"
+        if not checkpoint or not os.path.isfile(checkpoint):
+            env = REAL_MODELS.get(name, (None, "SDBENCH_CLIP_CHECKPOINT"))[1]
+            tag = REAL_MODELS.get(name, ("",))[0]
+            return (
+                f"{name} weights not found; download open_clip's {name} ({tag}) checkpoint file elsewhere and set {env}=/path/to/it"
+            )
+        return None
+
+    @torch.no_grad()
+    def compute(self, ctx: EvalContext) -> dict[str, float]:
+        name, checkpoint, label = self.resolve(ctx.prompt)
+        scorer = _cached_scorer(name, checkpoint, "cuda" if ctx.prior.device.type == "cuda" else "cpu")
+        g = torch.Generator().manual_seed(ctx.seed + 15485863)
+        cams = Cameras.sample(self.cfg.views, self.cfg.cameras, generator=g)
+        res = ctx.representation.resolution
+        rgb = ctx.representation.render(cams.to(ctx.prior.device), res, res).rgb
+        return {f"{self.metric_name}_{label}": scorer.score(rgb, ctx.prompt).mean().item()}
+
+
+class ClipScoreL14(ClipScore):
+    """CLIP score with open_clip ViT-L/14 (openai) from a local checkpoint."""
+
+    @dataclass(frozen=True)
+    class Config(ClipScore.Config):
+        model: str = "ViT-L-14"
+
+
+class ClipScoreBigG14(ClipScore):
+    """CLIP score with open_clip ViT-bigG-14 (laion2b_s39b_b160k) from a local checkpoint."""
+
+    @dataclass(frozen=True)
+    class Config(ClipScore.Config):
+        model: str = "ViT-bigG-14"

@@ -66,3 +66,8 @@ class Representation(nn.Module, abc.ABC):
     def export(self, directory: Path) -> list[Path]:
         """Write the representation's own files (e.g. ``model.ply``) into ``directory``; return them."""
         return []
+
+    def load_weights(self, state: dict[str, torch.Tensor]) -> None:
+        """Load a ``state_dict`` saved from a representation of the same config; representations
+        whose parameter shapes change while training (densified Gaussians) override this."""
+        self.load_state_dict(state)

@@ -170,6 +170,12 @@ class Gaussians(Representation):
             self.strategy.step_post_backward(self.params, optimizers, self.strategy_state, step, render.extras["meta"], packed=False)
 
     # ----------------------------------------------------------------- files
+    def load_weights(self, state: dict[str, Tensor]) -> None:
+        """Load saved parameters whatever their number of Gaussians."""
+        for name in list(self.params.keys()):
+            self.params[name] = nn.Parameter(state[f"params.{name}"].to(self.params[name].device).clone())
+        self.background.copy_(state["background"])
+
     def export(self, directory: Path) -> list[Path]:
         path = Path(directory) / "model.ply"
         save_ply(self, path)
