@@ -20,8 +20,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+DEMO_OUT ?= runs/demo
+
 demo: $(STAMP)
-	$(BIN)/python -m sdbench.demo
+	$(BIN)/sdbench sweep sweeps/demo-prompts.txt --loss sds,vdm --rep gaussians,image --steps 300 --out $(DEMO_OUT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" -q

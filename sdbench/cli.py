@@ -116,6 +116,83 @@ def run(
     _print_result(result, Path(out))
 
 
+@app.command("sweep")
+def sweep(
+    prompts_file: Path = typer.Argument(..., help="UTF-8 file, one prompt per line ('#' comments)."),
+    loss: list[str] = typer.Option(..., "--loss", help="Loss name(s); repeat or comma-separate; 'all' for every loss."),
+    rep: list[str] = typer.Option(["gaussians"], "--rep", help="Representation name(s)."),
+    prior: list[str] = typer.Option(["toy"], "--prior", help="Prior name(s) or local checkpoint folder(s)."),
+    seeds: str = typer.Option("0", "--seeds", help="Comma list of seeds, e.g. 0,1,2."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Optimisation steps per trial (default 500)."),
+    budget: Optional[str] = typer.Option(None, "--budget", help="steps:N, seconds:S or nfe:K, the same for every trial."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Concurrent trials (default: the CPUs Ray sees)."),
+    address: Optional[str] = typer.Option(None, "--address", help="Join an existing Ray cluster ('auto' or ray://host:port)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Sweep directory (default runs/<prompts-file-name>)."),
+    wandb: str = typer.Option("offline", "--wandb", help="offline (default), online, or disabled."),
+    overrides: list[str] = typer.Option([], "--set", help="Override a config field for every trial."),
+    no_fid: bool = typer.Option(False, "--no-fid", help="Skip the per-group 3D-FID in the report."),
+) -> None:
+    """Run (or resume) the grid prompt x loss x representation x seed on Ray; ends with a report."""
+    from sdbench.sweep import SweepConfig, read_prompts, run_sweep
+
+    try:
+        seed_list = tuple(int(s) for s in seeds.split(",") if s.strip())
+    except ValueError:
+        raise UserError(f"--seeds must be a comma list of integers, got {seeds!r}") from None
+    if not seed_list:
+        raise UserError("--seeds is empty")
+    cfg = SweepConfig(
+        prompts=tuple(read_prompts(prompts_file)),
+        losses=tuple(loss),
+        representations=tuple(rep),
+        priors=tuple(prior),
+        seeds=seed_list,
+        budget=_budget(steps, budget),
+        overrides=tuple(overrides),
+    )
+    out = out or Path("runs") / prompts_file.stem
+    summary = run_sweep(cfg, out, workers=workers, address=address, wandb_mode=wandb, fid=not no_fid)
+    _print_sweep(summary)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+def _print_sweep(summary) -> None:
+    import csv
+
+    from rich.table import Table
+
+    console = _console()
+    rows = list(csv.DictReader((summary.out / "results.csv").open())) if (summary.out / "results.csv").is_file() else []
+    metric_cols = [c for c in (rows[0].keys() if rows else []) if c in ("toy_acc", "toy_colour_error", "clip_toy", "clip_vit_l_14", "denoise_mse", "fid")]
+    table = Table(title=f"{summary.completed}/{summary.total} trials completed ({summary.skipped} kept from before) in {summary.seconds:.0f} s", title_justify="left")
+    for col in ("prompt", "loss", "rep", "seed", "status", *metric_cols, "s/step", "nfe"):
+        table.add_column(col)
+    for r in rows[:40]:
+        table.add_row(r["prompt"], r["loss"], r["representation"], r["seed"], r["status"],
+                      *(f"{float(r[c]):.3g}" if r[c] not in ("", None) else "—" for c in metric_cols),
+                      f"{float(r['cost_seconds_per_step']):.3f}" if r["cost_seconds_per_step"] else "—", r["cost_nfe"] or "—")
+    if len(rows) > 40:
+        table.caption = f"... {len(rows) - 40} more rows in results.csv"
+    console.print(table)
+    for trial, error in summary.failed:
+        console.print(f"[red]failed[/red] {trial}: {error}")
+    console.print(f"results: {(summary.out / 'results.csv').resolve()}")
+    console.print(f"report:  {summary.report.resolve() if summary.report else '(none)'}")
+
+
+@app.command("report")
+def report(sweep_dir: Path = typer.Argument(..., help="A sweep directory."), no_fid: bool = typer.Option(False, "--no-fid")) -> None:
+    """(Re)build results.csv and report.html of a sweep."""
+    from sdbench.report import build_report
+
+    if not (sweep_dir / "trials").is_dir():
+        raise UserError(f"{sweep_dir} is not a sweep directory (no trials/)")
+    path = build_report(sweep_dir, fid=not no_fid)
+    _console().print(f"results: {(sweep_dir / 'results.csv').resolve()}")
+    _console().print(f"report:  {path.resolve()}")
+
+
 @app.command("eval")
 def eval_(
     dirs: list[Path] = typer.Argument(..., help="Trial directories (with result.json) to re-evaluate."),

@@ -1,7 +1,11 @@
-"""Results tables and a self-contained HTML report from trial directories.
+"""Results of a sweep: ``results.csv`` and a self-contained ``report.html``, rebuilt from trial directories.
 
-``results.csv`` has one row per trial: the identifying fields, status, every metric and every cost
-figure. ``report.html`` embeds its images (base64), so it opens offline from anywhere.
+* ``results.csv``: one row per trial — identifying fields, status, every metric, every cost figure,
+  and the trial's group 3D-FID (``fid``, with ``fid_features`` naming the feature space).
+* ``report.html`` (opens offline; images and plots are embedded): per (prior, loss, representation,
+  budget) the mean ± 95 % confidence half-width (Student t) over prompts and seeds of every metric and
+  cost figure; metric-vs-cost plots (seconds and NFE); an image grid prompt × loss · representation;
+  the failed trials with their reasons.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ import html
 import io
 import json
 import math
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +25,11 @@ from sdbench.io import atomic_write, write_text
 
 ID_FIELDS = ("trial", "prompt", "loss", "representation", "prior", "seed", "budget", "status", "error")
 COST_FIELDS = ("seconds", "steps", "nfe", "seconds_per_step", "peak_memory_mb")
+Result = tuple[Path, dict[str, Any]]
 
 
-def load_results(trial_dirs: Sequence[Path]) -> list[tuple[Path, dict[str, Any]]]:
-    """(directory, result.json) for every trial directory that has a result."""
+def load_results(trial_dirs: Iterable[Path]) -> list[Result]:
+    """(directory, result.json) for every directory that has a result."""
     out = []
     for d in trial_dirs:
         f = Path(d) / "result.json"
@@ -32,30 +38,116 @@ def load_results(trial_dirs: Sequence[Path]) -> list[tuple[Path, dict[str, Any]]
     return out
 
 
-def rows(results: Sequence[tuple[Path, dict[str, Any]]]) -> tuple[list[str], list[dict[str, Any]]]:
+def budget_str(r: dict[str, Any]) -> str:
+    return f"{r['budget']['kind']}:{r['budget']['value']:g}"
+
+
+def group_of(r: dict[str, Any]) -> tuple[str, str, str, str]:
+    return (r["prior"], r["loss"], r["representation"], budget_str(r))
+
+
+# ------------------------------------------------------------------ statistics
+def mean_ci(values: Sequence[float]) -> tuple[float, float, int]:
+    """Mean, 95 % confidence half-width (Student t, n − 1 dof; 0 for one value) and n of finite values."""
+    xs = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    n = len(xs)
+    if n == 0:
+        return float("nan"), float("nan"), 0
+    m = sum(xs) / n
+    if n == 1:
+        return m, 0.0, 1
+    from scipy.stats import t as student
+
+    sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (n - 1))
+    return m, float(student.ppf(0.975, n - 1)) * sd / math.sqrt(n), n
+
+
+def summarize(results: Sequence[Result]) -> tuple[list[str], dict[tuple, dict[str, tuple[float, float, int]]]]:
+    """Per group: {column: (mean, ci, n)} over completed trials, for metrics and costs."""
     metric_names = sorted({m for _, r in results for m in r.get("metrics", {})})
-    header = [*ID_FIELDS, *metric_names, *(f"cost_{c}" for c in COST_FIELDS)]
+    columns = metric_names + [f"cost.{c}" for c in COST_FIELDS]
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for _, r in results:
+        if r["status"] == "completed":
+            groups[group_of(r)].append(r)
+    table = {}
+    for key, rs in sorted(groups.items()):
+        row = {}
+        for c in columns:
+            if c.startswith("cost."):
+                row[c] = mean_ci([r["cost"].get(c[5:], float("nan")) for r in rs])
+            else:
+                row[c] = mean_ci([r["metrics"].get(c, float("nan")) for r in rs])
+        table[key] = row
+    return columns, table
+
+
+# ------------------------------------------------------------------------ FID
+def group_fid(out: Path, results: Sequence[Result], refs_per_prompt: int = 16) -> dict[tuple, tuple[float, str]]:
+    """3D-FID per group: the group's evaluation views against prior samples of its prompts.
+
+    Feature space: the toy evaluator for the toy prior, clean-fid's Inception where its weights are
+    local (``$SDBENCH_INCEPTION_DIR``); groups with neither are left out.
+    """
+    import os
+    import shutil
+    import tempfile
+
+    from sdbench.evaluation import fid as F
+    from sdbench.world.data import cache_dir
+
+    groups: dict[tuple, list[Result]] = defaultdict(list)
+    for d, r in results:
+        if r["status"] == "completed" and (d / "views").is_dir():
+            groups[group_of(r)].append((d, r))
+    values: dict[tuple, tuple[float, str]] = {}
+    priors: dict[str, Any] = {}
+    for key, members in groups.items():
+        prior_name = key[0]
+        features = "toy" if prior_name == "toy" else ("inception" if os.environ.get(F.INCEPTION_ENV) else None)
+        if features is None:
+            continue
+        if prior_name not in priors:
+            from sdbench.trial import spec_from_config
+
+            spec = spec_from_config(members[0][1]["config"])
+            priors[prior_name] = spec.prior_cls(spec.prior)
+        prior = priors[prior_name]
+        with tempfile.TemporaryDirectory() as tmp:
+            fake, real = Path(tmp) / "views", Path(tmp) / "refs"
+            fake.mkdir()
+            real.mkdir()
+            for d, r in members:
+                for v in sorted((d / "views").glob("*.png")):
+                    shutil.copy(v, fake / f"{d.name}-{v.name}")
+            for prompt in sorted({r["prompt"] for _, r in members}):
+                folder = F.reference_images(prior, json.dumps(members[0][1]["config"]["prior"], sort_keys=True) + prior_name, prompt, refs_per_prompt, 0, cache_dir())
+                for v in sorted(folder.glob("*.png")):
+                    shutil.copy(v, real / f"{F._slug(prompt)}-{v.name}")
+            values[key] = (F.fid(fake, real, features), features)
+    return values
+
+
+# ----------------------------------------------------------------------- files
+def rows(results: Sequence[Result], fids: dict[tuple, tuple[float, str]] | None = None) -> tuple[list[str], list[dict[str, Any]]]:
+    metric_names = sorted({m for _, r in results for m in r.get("metrics", {})})
+    header = [*ID_FIELDS, *metric_names, *(f"cost_{c}" for c in COST_FIELDS), "fid", "fid_features"]
     table = []
     for d, r in results:
         row: dict[str, Any] = {
-            "trial": d.name,
-            "prompt": r["prompt"],
-            "loss": r["loss"],
-            "representation": r["representation"],
-            "prior": r["prior"],
-            "seed": r["seed"],
-            "budget": f"{r['budget']['kind']}:{r['budget']['value']:g}",
-            "status": r["status"],
-            "error": r.get("error") or "",
+            "trial": d.name, "prompt": r["prompt"], "loss": r["loss"], "representation": r["representation"],
+            "prior": r["prior"], "seed": r["seed"], "budget": budget_str(r), "status": r["status"], "error": r.get("error") or "",
         }
         row.update({m: r.get("metrics", {}).get(m, "") for m in metric_names})
         row.update({f"cost_{c}": r.get("cost", {}).get(c, "") for c in COST_FIELDS})
+        fid_value = (fids or {}).get(group_of(r))
+        row["fid"], row["fid_features"] = (fid_value if fid_value and r["status"] == "completed" else ("", ""))
         table.append(row)
     return header, table
 
 
-def write_results_csv(results: Sequence[tuple[Path, dict[str, Any]]], path: Path) -> Path:
-    header, table = rows(results)
+def write_results_csv(results: Sequence[Result], path: Path, fids: dict | None = None) -> Path:
+    header, table = rows(results, fids)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=header, lineterminator="\n")
     writer.writeheader()
@@ -63,51 +155,124 @@ def write_results_csv(results: Sequence[tuple[Path, dict[str, Any]]], path: Path
     return write_text(path, buf.getvalue())
 
 
-def _img_tag(path: Path, alt: str, width: int = 256) -> str:
+def _img(path: Path, alt: str, width: int | None = None) -> str:
     if not path.is_file():
-        return "<span class='missing'>no image</span>"
+        return "<span class='missing'>—</span>"
     data = base64.b64encode(path.read_bytes()).decode()
     kind = "gif" if path.suffix == ".gif" else "png"
-    return f"<img src='data:image/{kind};base64,{data}' alt='{html.escape(alt)}' width='{width}'>"
+    w = f" width='{width}'" if width else ""
+    return f"<img src='data:image/{kind};base64,{data}' alt='{html.escape(alt)}'{w}>"
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return "nan" if math.isnan(v) else f"{v:.4g}"
-    return html.escape(str(v))
+def _fmt(m: float, ci: float | None = None) -> str:
+    if not math.isfinite(m):
+        return "—"
+    text = f"{m:.4g}"
+    if ci is not None and math.isfinite(ci) and ci > 0:
+        text += f" ± {ci:.2g}"
+    return text
 
 
-def write_report(results: Sequence[tuple[Path, dict[str, Any]]], path: Path, title: str = "sdbench report") -> Path:
-    """A self-contained HTML page: the results table and one image per trial (prompt × loss)."""
-    header, table = rows(results)
-    shown = [h for h in header if h not in ("trial", "error", "prior")]
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in shown)
-    body = "".join("<tr>" + "".join(f"<td>{_fmt(r[h])}</td>" for h in shown) + "</tr>" for r in table)
+def _plots(columns: list[str], table: dict, metrics: list[str]) -> str:
+    """Metric vs cost (seconds and NFE) scatter plots with CI bars, as embedded PNGs."""
+    if not table or not metrics:
+        return ""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    html_parts = []
+    for metric in metrics:
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+        for ax, cost, label in ((axes[0], "cost.seconds", "optimisation seconds"), (axes[1], "cost.nfe", "prior evaluations (NFE)")):
+            for key, row in table.items():
+                (y, yci, n), (x, xci, _) = row[metric], row[cost]
+                if n and math.isfinite(y) and math.isfinite(x):
+                    ax.errorbar(x, y, yerr=yci or 0, xerr=xci or 0, fmt="o", capsize=3, label=f"{key[1]} · {key[2]}")
+            ax.set_xlabel(label)
+            ax.set_ylabel(metric)
+            ax.grid(alpha=0.3)
+        handles, labels = axes[0].get_legend_handles_labels()
+        if handles:
+            fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+        plt.close(fig)
+        html_parts.append(f"<img src='data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}' alt='{html.escape(metric)} vs cost'>")
+    return "\n".join(html_parts)
+
+
+HEADLINE = ("toy_acc", "toy_colour_error", "toy_iou", "clip_toy", "clip_vit_l_14", "denoise_mse")
+
+
+def write_report(results: Sequence[Result], path: Path, title: str = "sdbench report", fids: dict | None = None, notes: str = "") -> Path:
+    columns, table = summarize(results)
+    metric_cols = [c for c in columns if not c.startswith("cost.")]
+    fids = fids or {}
+    head = "<th>prior</th><th>loss</th><th>representation</th><th>budget</th><th>n</th>" + "".join(
+        f"<th>{html.escape(c)}</th>" for c in columns
+    ) + "<th>3D-FID</th>"
+    body = []
+    for key, row in table.items():
+        n = max(v[2] for v in row.values()) if row else 0
+        cells = "".join(f"<td>{_fmt(m, ci)}</td>" for m, ci, _ in row.values())
+        f = fids.get(key)
+        fid_cell = f"{f[0]:.3g} <small>({html.escape(f[1])})</small>" if f else "—"
+        body.append(f"<tr><td>{html.escape(key[0])}</td><td>{html.escape(key[1])}</td><td>{html.escape(key[2])}</td><td>{html.escape(key[3])}</td><td>{n}</td>{cells}<td>{fid_cell}</td></tr>")
+    plots = _plots(columns, table, [m for m in HEADLINE if m in metric_cols] or metric_cols[:2])
     prompts = sorted({r["prompt"] for _, r in results})
-    columns = sorted({(r["loss"], r["representation"]) for _, r in results})
-    grid_head = "".join(f"<th>{html.escape(loss)} · {html.escape(rep)}</th>" for loss, rep in columns)
+    cols = sorted({(r["loss"], r["representation"]) for _, r in results})
+    grid_head = "".join(f"<th>{html.escape(loss)} · {html.escape(rep)}</th>" for loss, rep in cols)
     grid_rows = []
     for p in prompts:
         cells = []
-        for loss, rep in columns:
-            match = [(d, r) for d, r in results if r["prompt"] == p and r["loss"] == loss and r["representation"] == rep]
-            cells.append("<td>" + "".join(_img_tag(d / "views.png", f"{p} {loss} {rep}") for d, _ in match[:1]) + "</td>")
+        for loss, rep in cols:
+            match = sorted([(r["seed"], d) for d, r in results if r["prompt"] == p and r["loss"] == loss and r["representation"] == rep and r["status"] == "completed"])
+            cells.append("<td>" + (_img(match[0][1] / "views.png", f"{p} {loss} {rep}", 320) if match else "—") + "</td>")
         grid_rows.append(f"<tr><th>{html.escape(p)}</th>{''.join(cells)}</tr>")
+    failed = [(d.name, r.get("error") or "") for d, r in results if r["status"] != "completed"]
+    failed_html = (
+        "<h2>Failed trials</h2><ul>" + "".join(f"<li><code>{html.escape(n)}</code>: {html.escape(e)}</li>" for n, e in failed) + "</ul>"
+        if failed else ""
+    )
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+body {{ font-family: system-ui, -apple-system, sans-serif; margin: 2em; color: #222; max-width: 1600px; }}
 table {{ border-collapse: collapse; margin-bottom: 2em; }}
-th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: right; font-size: 13px; }}
+th, td {{ border: 1px solid #ccc; padding: 4px 8px; font-size: 13px; }}
+td {{ text-align: right; }}
 th {{ background: #f3f3f3; }}
 img {{ image-rendering: pixelated; }}
 .missing {{ color: #999; }}
+.note {{ color: #555; font-size: 13px; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
-<h2>Results ({len(table)} trials)</h2>
-<table><tr>{head}</tr>{body}</table>
-<h2>Views: prompt × loss · representation</h2>
+<p class="note">{len(results)} trials, {len(failed)} failed. Cells: mean ± 95 % confidence half-width (Student t) over prompts and seeds. {notes}</p>
+<h2>Results per loss · representation</h2>
+<table><tr>{head}</tr>{''.join(body)}</table>
+<h2>Metrics against cost</h2>
+{plots}
+<h2>Evaluation views: prompt × loss · representation (lowest seed)</h2>
 <table><tr><th>prompt</th>{grid_head}</tr>{''.join(grid_rows)}</table>
+{failed_html}
 </body></html>
 """
     return atomic_write(path, lambda f: f.write(page.encode()))
+
+
+def build_report(out: Path, ids: Sequence[str] | None = None, fid: bool = True) -> Path:
+    """Rebuild ``results.csv`` and ``report.html`` of the sweep in ``out`` from its trial directories."""
+    out = Path(out)
+    trials = out / "trials"
+    dirs = [trials / i for i in ids] if ids is not None else sorted(p for p in trials.iterdir() if p.is_dir()) if trials.is_dir() else []
+    results = load_results(dirs)
+    fids = group_fid(out, results) if fid and results else {}
+    write_results_csv(results, out / "results.csv", fids)
+    sweep = json.loads((out / "sweep.json").read_text()).get("sweep", {}) if (out / "sweep.json").is_file() else {}
+    notes = ""
+    if sweep:
+        notes = html.escape(f"Budget {sweep.get('budget', {}).get('kind')}:{sweep.get('budget', {}).get('value')} for every trial.")
+    return write_report(results, out / "report.html", title=f"sdbench sweep: {out.name}", fids=fids, notes=notes)

@@ -32,7 +32,7 @@ from sdbench.budget import Budget
 from sdbench.cameras import CameraConfig, Cameras
 from sdbench.errors import TrialFailed, UserError
 from sdbench.hardware import PeakMemory, hardware, versions
-from sdbench.io import atomic_write, save_gif, save_grid, write_json, write_text
+from sdbench.io import atomic_write, save_gif, save_grid, save_image, write_json, write_text
 from sdbench.priors.base import TextConditioning
 
 SECTIONS = {"trial": "trial", "loss": "loss", "rep": "representation", "representation": "representation", "prior": "prior"}
@@ -134,6 +134,7 @@ def resolve(trial: TrialConfig, overrides: list[str] | tuple[str, ...] = ()) -> 
     loss_cls = registry.LOSSES.get(trial.loss)
     rep_cls = registry.REPRESENTATIONS.get(trial.representation)
     prior_cls, prior_cfg = resolve_prior(trial.prior)
+    prior_cls.check_prompt(trial.prompt)
     trial = dataclasses.replace(
         trial, loss=registry.LOSSES.canonical(trial.loss), representation=registry.REPRESENTATIONS.canonical(trial.representation)
     )
@@ -308,6 +309,8 @@ def evaluate(
             values.update({k: float(v) for k, v in metric.compute(ctx).items()})
     if out_dir is not None:
         save_grid(views.rgb, out_dir / "views.png", nrow=min(len(cams), 8))
+        for i, view in enumerate(views.rgb):  # one file per view, for FID
+            save_image(view, out_dir / "views" / f"{i:03d}.png")
     return values, warnings
 
 

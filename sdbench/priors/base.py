@@ -57,8 +57,10 @@ class Prior(abc.ABC):
     def encode_text(self, prompts: Sequence[str]) -> Tensor:
         """Embeddings ``[len(prompts), L, D]`` of the prompts (no gradient; cached)."""
 
-    def check_prompt(self, prompt: str) -> None:
-        """Raise :class:`~sdbench.errors.UserError` if the prior cannot take this prompt."""
+    @classmethod
+    def check_prompt(cls, prompt: str) -> None:
+        """Raise :class:`~sdbench.errors.UserError` if the prior cannot take this prompt (checked
+        before the prior is loaded, so a bad grid fails fast)."""
 
     # ------------------------------------------------------------- networks
     @abc.abstractmethod

@@ -38,7 +38,8 @@ class ToyPrior(DiffusersPrior):
         else:
             super().__init__(cfg)
 
-    def check_prompt(self, prompt: str) -> None:
+    @classmethod
+    def check_prompt(cls, prompt: str) -> None:
         from sdbench.world.grammar import parse
 
         try:
