@@ -7,8 +7,10 @@ Where the weights are looked for, in order: ``--set prior.path=DIR``; the enviro
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from sdbench.errors import UserError
 from sdbench.priors.diffusers_prior import DiffusersPrior
@@ -38,6 +40,8 @@ class SD21Prior(DiffusersPrior):
     class Config(DiffusersPrior.Config):
         path: str = ""
         """Checkpoint folder; empty: $SDBENCH_SD21_PATH, then the offline Hugging Face cache."""
+        allow_cpu: bool = False
+        """Run a full-size UNet on a CPU anyway (about a minute per UNet call: hours per trial)."""
 
     def __init__(self, cfg: SD21Prior.Config = Config()):
         path = cfg.path or find_weights()
@@ -46,4 +50,20 @@ class SD21Prior(DiffusersPrior):
                 f"Stable Diffusion 2.1 base weights not found; put the diffusers folder of {REPO_ID} somewhere and "
                 f"set {ENV_VAR}=/path/to/it (or --set prior.path=...), or place it in the Hugging Face cache"
             )
+        from sdbench.priors.diffusers_prior import resolve_device
+
+        if resolve_device(cfg.device).type == "cpu" and not cfg.allow_cpu and _full_size(Path(path)):
+            raise UserError(
+                "Stable Diffusion 2.1 on a CPU takes about a minute per UNet call (hours per trial); run on a CUDA machine, "
+                "use --prior toy here, or --set prior.allow_cpu=true to insist"
+            )
         super().__init__(replace(cfg, path=path))
+
+
+def _full_size(path: Path) -> bool:
+    """Whether the checkpoint's UNet is SD-sized (from its config, before loading any weights)."""
+    try:
+        widths = json.loads((path / "unet" / "config.json").read_text()).get("block_out_channels", [])
+    except (OSError, ValueError):
+        return False
+    return bool(widths) and max(widths) >= 640

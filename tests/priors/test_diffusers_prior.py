@@ -131,3 +131,16 @@ def test_sd21_loads_a_local_folder_from_the_env_var(monkeypatch, tiny_latent_che
     monkeypatch.setenv(ENV_VAR, str(tiny_latent_checkpoint))
     prior = SD21Prior()
     assert prior.vae is not None and prior.root == tiny_latent_checkpoint
+
+
+def test_sd21_refuses_a_full_size_unet_on_cpu(monkeypatch, tiny_latent_checkpoint, tmp_path):
+    from sdbench.priors.sd21 import ENV_VAR, SD21Prior
+
+    big = tmp_path / "big"
+    shutil.copytree(tiny_latent_checkpoint, big)
+    cfg = json.loads((big / "unet" / "config.json").read_text())
+    cfg["block_out_channels"] = [320, 640, 1280, 1280]  # SD 2.1's widths; refused before any weight loads
+    (big / "unet" / "config.json").write_text(json.dumps(cfg))
+    monkeypatch.setenv(ENV_VAR, str(big))
+    with pytest.raises(UserError, match="minute per UNet call"):
+        SD21Prior(SD21Prior.Config(device="cpu"))
