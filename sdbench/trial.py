@@ -68,6 +68,8 @@ class TrialConfig:
     threads: int = 0
     """torch CPU threads; 0 leaves torch's default."""
     log_every: int = 10
+    checkpoint_every: int = 0
+    """Write a resumable checkpoint.pt every this many steps (0: only the final one)."""
 
 
 @dataclass
@@ -177,15 +179,75 @@ class TrialState:
     representation: Any
     loss: Any
     optimizers: dict[str, torch.optim.Optimizer]
+    camera_generator: torch.Generator
     step: int = 0
     seconds: float = 0.0
     logs: dict[str, float] = field(default_factory=dict)
+    history: list[dict] = field(default_factory=list)
+    nfe_before: int = 0
+    """NFE spent before this process (a resumed trial)."""
+    _nfe0: int = 0
 
     @property
     def nfe(self) -> int:
-        return self.prior.nfe.forward - self._nfe0
+        return self.nfe_before + self.prior.nfe.forward - self._nfe0
 
-    _nfe0: int = 0
+
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+def save_checkpoint(state: TrialState, path: Path, resumable: bool = True) -> Path:
+    """Write the trial's state: representation weights, the loss's own state (LoRA, operator) and,
+    when ``resumable``, optimiser and random-generator states to continue bit-identically."""
+    import random
+
+    import numpy as np
+
+    data: dict[str, Any] = {
+        "config": state.spec.config_dict(),
+        "step": state.step,
+        "representation": {k: v.detach().cpu() if torch.is_tensor(v) else v for k, v in state.representation.state_dict().items()},
+        "loss": state.loss.checkpoint_state(),
+        "resumable": resumable,
+    }
+    if resumable:
+        data.update(
+            seconds=state.seconds,
+            nfe=state.nfe,
+            history=state.history,
+            optimizers={k: o.state_dict() for k, o in state.optimizers.items()},
+            rng={
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                "camera": state.camera_generator.get_state(),
+                "numpy": np.random.get_state(),
+                "python": random.getstate(),
+            },
+        )
+    return atomic_write(path, lambda f: torch.save(data, f))
+
+
+def restore_checkpoint(state: TrialState, data: dict[str, Any]) -> None:
+    """Continue a trial from :func:`save_checkpoint` data (same config)."""
+    import random
+
+    import numpy as np
+
+    state.representation.load_weights(data["representation"])
+    state.representation.to(state.prior.device)
+    state.optimizers = state.representation.make_optimizers()
+    for k, o in state.optimizers.items():
+        o.load_state_dict(data["optimizers"][k])
+    state.loss.load_checkpoint_state(data["loss"])
+    state.step, state.seconds, state.history = data["step"], data["seconds"], list(data["history"])
+    state.nfe_before, state._nfe0 = data["nfe"], state.prior.nfe.forward
+    rng = data["rng"]
+    torch.set_rng_state(rng["torch"])
+    if rng["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    state.camera_generator.set_state(rng["camera"])
+    np.random.set_state(rng["numpy"])
+    random.setstate(rng["python"])
 
 
 def build(spec: TrialSpec, prior: Any | None = None) -> TrialState:
@@ -201,7 +263,7 @@ def build(spec: TrialSpec, prior: Any | None = None) -> TrialState:
     seed_everything(t.seed)
     rep = spec.representation_cls(spec.representation, resolution=resolution, prompt=t.prompt).to(prior.device)
     loss = spec.loss_cls(spec.loss, prior).to(prior.device)
-    state = TrialState(spec, prior, rep, loss, rep.make_optimizers())
+    state = TrialState(spec, prior, rep, loss, rep.make_optimizers(), torch.Generator().manual_seed(t.seed + 1))
     state._nfe0 = prior.nfe.forward
     return state
 
@@ -221,19 +283,26 @@ def _progress(budget: Budget, description: str, enabled: bool):
     )
 
 
-def optimise(state: TrialState, progress: bool = True, on_step: Callable[[TrialState], None] | None = None) -> list[dict]:
-    """Run the optimisation loop until the budget is spent; returns the logged history."""
+def optimise(
+    state: TrialState,
+    progress: bool = True,
+    on_step: Callable[[TrialState], None] | None = None,
+    checkpoint_path: Path | None = None,
+) -> list[dict]:
+    """Run the optimisation loop until the budget is spent; returns the logged history.
+
+    With ``checkpoint_path`` and ``trial.checkpoint_every``, a resumable checkpoint is written
+    every that many steps."""
     t = state.spec.trial
-    cam_gen = torch.Generator().manual_seed(t.seed + 1)
     text = TextConditioning(state.prior, t.prompt, t.view_dependent, t.cameras)
     res = state.representation.resolution
-    history: list[dict] = []
+    history = state.history
     window: dict[str, list[float]] = {}
-    start = time.perf_counter()
+    start = time.perf_counter() - state.seconds
     with _progress(t.budget, f"{t.loss} · {t.representation}", progress) as bar:
         task = bar.add_task(f"{t.loss} · {t.representation}", total=1.0, spent="", logs="")
         while not t.budget.exhausted(state.step, state.seconds, state.nfe):
-            cams = Cameras.sample(t.batch_size, t.cameras, generator=cam_gen).to(state.prior.device)
+            cams = Cameras.sample(t.batch_size, t.cameras, generator=state.camera_generator).to(state.prior.device)
             out = state.representation.render(cams, res, res)
             result = state.loss(out.rgb, text, cams, state.step)
             if not torch.isfinite(result.loss) or not torch.isfinite(out.rgb).all():
@@ -262,6 +331,8 @@ def optimise(state: TrialState, progress: bool = True, on_step: Callable[[TrialS
                     spent=f"step {state.step} · nfe {state.nfe}",
                     logs=shown,
                 )
+            if checkpoint_path is not None and t.checkpoint_every and state.step % t.checkpoint_every == 0:
+                save_checkpoint(state, checkpoint_path)
             if on_step is not None:
                 on_step(state)
         bar.update(task, completed=1.0)
@@ -325,8 +396,13 @@ def run_trial(
     progress: bool = True,
     prior: Any | None = None,
     on_step: Callable[[TrialState], None] | None = None,
+    resume: bool = True,
 ) -> dict[str, Any]:
     """Run one trial and write its directory; returns the ``result.json`` content.
+
+    A resumable ``checkpoint.pt`` of the same config in ``out_dir`` (from ``checkpoint_every``) is
+    continued bit-identically; at the end ``checkpoint.pt`` holds the final representation and loss
+    state (LoRA, operator) without optimiser states.
 
     Bad input raises :class:`UserError` before anything is written. A failure during the
     trial is recorded as ``status: failed`` with a one-line ``error`` and re-raised as
@@ -351,11 +427,16 @@ def run_trial(
         "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     state = build(spec, prior)  # UserError (bad prompt, missing weights) propagates: nothing written
+    ckpt = out_dir / CHECKPOINT_FILE
+    if resume and ckpt.is_file():
+        data = torch.load(ckpt, map_location="cpu", weights_only=False)
+        if data.get("resumable") and data["config"] == spec.config_dict():
+            restore_checkpoint(state, data)
     result["hardware"] = hardware(state.prior.device)
     memory = PeakMemory(state.prior.device)
     memory.start()
     try:
-        history = optimise(state, progress=progress, on_step=on_step)
+        history = optimise(state, progress=progress, on_step=on_step, checkpoint_path=ckpt)
         peak = memory.peak_mb()
         result["cost"] = {
             "seconds": round(state.seconds, 3),
@@ -385,15 +466,11 @@ def run_trial(
     return result
 
 
-WEIGHTS_FILE = "representation.pt"
-
-
 def _export(state: TrialState, out_dir: Path) -> None:
     t = state.spec.trial
     rep = state.representation
     rep.export(out_dir)
-    weights = {k: v.detach().cpu() for k, v in rep.state_dict().items()}
-    atomic_write(out_dir / WEIGHTS_FILE, lambda f: torch.save(weights, f))
+    save_checkpoint(state, out_dir / CHECKPOINT_FILE, resumable=False)
     if rep.is_3d and t.turntable_frames > 0:
         cams = Cameras.orbit(t.turntable_frames, elevation=t.eval_elevation, radius=t.cameras.radius[0], fovy=t.cameras.fovy[0])
         with torch.no_grad():
@@ -430,8 +507,8 @@ def reevaluate(trial_dir: Path, metrics: tuple[str, ...] | None = None, priors: 
     result = json.loads(result_path.read_text())
     if result.get("status") != "completed":
         raise UserError(f"{trial_dir}: the trial did not complete (status {result.get('status')!r}); nothing to evaluate")
-    if not (trial_dir / WEIGHTS_FILE).is_file():
-        raise UserError(f"{trial_dir} has no {WEIGHTS_FILE}; it was written by an older sdbench, rerun the trial")
+    if not (trial_dir / CHECKPOINT_FILE).is_file():
+        raise UserError(f"{trial_dir} has no {CHECKPOINT_FILE}; rerun the trial")
     spec = spec_from_config(result["config"])
     priors = {} if priors is None else priors
     key = (spec.prior_cls, repr(spec.prior))
@@ -441,7 +518,7 @@ def reevaluate(trial_dir: Path, metrics: tuple[str, ...] | None = None, priors: 
     torch.set_flush_denormal(True)
     seed_everything(spec.trial.seed)
     rep = spec.representation_cls(spec.representation, resolution=spec.trial.resolution or prior.resolution, prompt=spec.trial.prompt)
-    rep.load_weights(torch.load(trial_dir / WEIGHTS_FILE, map_location="cpu"))
+    rep.load_weights(torch.load(trial_dir / CHECKPOINT_FILE, map_location="cpu", weights_only=False)["representation"])
     rep = rep.to(prior.device).eval()
     start = time.perf_counter()
     values, warnings = evaluate(spec, prior, rep, trial_dir, metrics)

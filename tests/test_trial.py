@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import torch
+
 import pytest
 
 from sdbench import trial as T
@@ -87,3 +89,26 @@ def test_bad_inputs_are_user_errors_before_anything_is_written(tiny_pixel_checkp
         T.resolve(T.TrialConfig(prompt="a", representation="image", prior=str(tmp_path / "missing")))
     with pytest.raises(UserError, match="unknown prior"):
         T.resolve(T.TrialConfig(prompt="a", representation="image", prior="sd99"))
+
+
+@pytest.mark.parametrize("loss,rep", [("sds", "image"), ("vdm", "gaussians")])
+def test_an_interrupted_trial_resumes_bit_identically_from_its_checkpoint(tiny_pixel_checkpoint, tmp_path, loss, rep):
+    overrides = ["trial.checkpoint_every=3"] + (["rep.num_points=200", "rep.densify_from=1", "rep.densify_every=2"] if rep == "gaussians" else [])
+    cfg = T.TrialConfig(prompt="a red cube", loss=loss, representation=rep, prior=str(tiny_pixel_checkpoint), budget=Budget("steps", 7), seed=5)
+    spec = T.resolve(cfg, overrides)
+    clean = T.run_trial(spec, tmp_path / "clean", progress=False)
+
+    def interrupt(state):
+        if state.step == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        T.run_trial(spec, tmp_path / "resumed", progress=False, on_step=interrupt)
+    assert not (tmp_path / "resumed" / "result.json").exists()  # interrupted, not failed
+    resumed = T.run_trial(spec, tmp_path / "resumed", progress=False)
+    assert resumed["metrics"] == clean["metrics"]
+    assert resumed["cost"]["steps"] == 7 and resumed["cost"]["nfe"] == clean["cost"]["nfe"]
+    final = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)
+    assert final["resumable"] is False and final["step"] == 7 and "loss" in final
+    if loss == "vdm":
+        assert any("operator" in k for k in final["loss"]["parameters"])  # the operator ψ is part of the checkpoint

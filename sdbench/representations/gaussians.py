@@ -170,11 +170,20 @@ class Gaussians(Representation):
             self.strategy.step_post_backward(self.params, optimizers, self.strategy_state, step, render.extras["meta"], packed=False)
 
     # ----------------------------------------------------------------- files
+    def get_extra_state(self) -> dict[str, Any]:
+        """gsplat's strategy accumulators (screen-space gradients, counts) travel with the weights."""
+        return {"strategy": self.strategy_state}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self.strategy_state = state["strategy"]
+
     def load_weights(self, state: dict[str, Tensor]) -> None:
         """Load saved parameters whatever their number of Gaussians."""
         for name in list(self.params.keys()):
             self.params[name] = nn.Parameter(state[f"params.{name}"].to(self.params[name].device).clone())
         self.background.copy_(state["background"])
+        if "_extra_state" in state:
+            self.set_extra_state(state["_extra_state"])
 
     def export(self, directory: Path) -> list[Path]:
         path = Path(directory) / "model.ply"

@@ -135,8 +135,11 @@ class NeRF(Representation):
         self.background_mlp = (
             nn.Sequential(nn.Linear(3, 16), nn.ReLU(), nn.Linear(16, 3)) if cfg.background == "learned" else None
         )
-        self._estimator: Any = None
-        self._occupancy_ready = False
+        import nerfacc
+
+        b = cfg.bound
+        # nerfacc's occupancy grid: the CUDA sampler's skip structure, and the CPU path's empty-cell mask
+        self.occupancy = nerfacc.OccGridEstimator(roi_aabb=[-b, -b, -b, b, b, b], resolution=cfg.occupancy_resolution, levels=1)
 
     # ------------------------------------------------------------ rendering
     def background(self, dirs: Tensor) -> Tensor:
@@ -191,15 +194,13 @@ class NeRF(Representation):
         return rgb + (1 - acc) * self.background(dirs), acc
 
     def estimator(self):
-        """nerfacc's occupancy grid over the scene box (created on first use)."""
-        if self._estimator is None:
-            import nerfacc
+        """nerfacc's occupancy grid over the scene box."""
+        return self.occupancy
 
-            b = self.cfg.bound
-            self._estimator = nerfacc.OccGridEstimator(
-                roi_aabb=[-b, -b, -b, b, b, b], resolution=self.cfg.occupancy_resolution, levels=1
-            ).to(self.background_color.device)
-        return self._estimator
+    @property
+    def _occupancy_ready(self) -> bool:
+        """The grid has been updated at least once (before that it marks every cell empty)."""
+        return bool((self.occupancy.occs != 0).any())
 
     def render(self, cameras: Cameras, height: int, width: int) -> RenderOutput:
         cams = cameras.to(self.background_color.device)
@@ -227,7 +228,6 @@ class NeRF(Representation):
             delta = 2 * self.cfg.bound / self.cfg.samples_per_ray
         # occupancy = the opacity of one step through the cell, as nerfacc's examples use
         est.update_every_n_steps(step, occ_eval_fn=lambda x: self.field.density(x) * delta, occ_thre=self.cfg.occupancy_threshold)
-        self._occupancy_ready = True
 
     def density_grid(self, resolution: int = 64) -> Tensor:
         """Densities on a ``resolution³`` lattice over the scene box (for mesh export or inspection)."""
