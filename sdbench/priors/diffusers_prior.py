@@ -73,17 +73,29 @@ class DiffusersPrior(Prior):
         resolution: int | None = None
         """Image size renders are resized to; default: the UNet's sample size × the VAE's factor."""
 
-    def __init__(self, cfg: DiffusersPrior.Config):
+    def __init__(self, cfg: DiffusersPrior.Config, components: dict[str, Any] | None = None):
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
         if cfg.dtype == "auto":
             self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
         else:
             self.dtype = getattr(torch, cfg.dtype)
-        self.root = self._check_folder(Path(cfg.path).expanduser())
         self.nfe = NFECounter()
         self._text_cache: dict[str, Tensor] = {}
-        self._load()
+        self.root: Path | None = None
+        if components is None:
+            self.root = self._check_folder(Path(cfg.path).expanduser())
+            components = self._read_folder()
+        self._assemble(components)
+
+    @classmethod
+    def from_components(cls, cfg: DiffusersPrior.Config | None = None, **components: Any) -> DiffusersPrior:
+        """A prior from in-memory components (``unet``, ``scheduler``, ``text_encoder``, ``tokenizer``,
+        optional ``vae``), e.g. an SD-architecture UNet with random weights for a CPU benchmark."""
+        missing = [c for c in REQUIRED if c not in components]
+        if missing:
+            raise ValueError(f"missing components: {', '.join(missing)}")
+        return cls(cfg or cls.Config(), components)
 
     # --------------------------------------------------------------- loading
     @staticmethod
@@ -98,7 +110,8 @@ class DiffusersPrior(Prior):
             raise UserError(f"checkpoint folder {root} lacks {', '.join(missing)}; a text-to-image folder needs {', '.join(REQUIRED)}")
         return root
 
-    def _load(self) -> None:
+    def _read_folder(self) -> dict[str, Any]:
+        assert self.root is not None
         _quiet_libraries()
         index = json.loads((self.root / "model_index.json").read_text())
         old = os.environ.get("HF_HUB_OFFLINE")
@@ -118,6 +131,9 @@ class DiffusersPrior(Prior):
                 os.environ.pop("HF_HUB_OFFLINE", None)
             else:
                 os.environ["HF_HUB_OFFLINE"] = old
+        return comps
+
+    def _assemble(self, comps: dict[str, Any]) -> None:
         self.tokenizer = comps["tokenizer"]
         self.scheduler = comps["scheduler"]
         self.unet = self._place(comps["unet"])

@@ -1,0 +1,114 @@
+"""Per-step cost of every loss relative to SDS, measured in one process (issue: the loss zoo).
+
+(a) the toy prior (32×32 pixels) with the 2D image at its resolution;
+(b) the Stable Diffusion 2.1 base UNet architecture built from its config with random weights (865.9 M
+    parameters) and SD's VAE architecture, on the CPU at a reduced size: 128×128 renders → 16×16
+    latents (the real run uses 512 → 64; the UNet's cost scales with the latent area).
+
+For each loss: median seconds per optimisation step (render → loss → backward → optimiser step) over
+``steps`` steps after a warm-up, NFE per view and step as counted by the prior, and the process's
+peak memory. Writes ``benchmarks/results/losses.json``; the target is VDM ≤ 1.10× SDS on (b).
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from benchmarks.common import save
+from sdbench.hardware import PeakMemory
+
+LOSSES = ("sds", "csd", "nfsd", "ism", "vsd", "vdm")
+
+
+def sd21_like_prior(latent: int = 16):
+    """SD 2.1 base's UNet and VAE architectures with random weights, and a 1-layer text encoder of
+    SD's width (the text encoder's depth does not enter a loss step: embeddings are cached)."""
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from sdbench.priors.diffusers_prior import DiffusersPrior
+    from sdbench.world import toy_models
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        sample_size=latent, in_channels=4, out_channels=4, layers_per_block=2,
+        block_out_channels=(320, 640, 1280, 1280),
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=1024, attention_head_dim=(5, 10, 20, 20), use_linear_projection=True,
+    )
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(128, 256, 512, 512), layers_per_block=2,
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, sample_size=latent * 8,
+    )
+    tokenizer = toy_models.build_tokenizer()
+    text = CLIPTextModel(CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=1024, intermediate_size=1024, num_hidden_layers=1,
+                                        num_attention_heads=16, max_position_embeddings=toy_models.MAX_TOKENS))
+    sched = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000)
+    return DiffusersPrior.from_components(unet=unet, vae=vae, text_encoder=text, tokenizer=tokenizer, scheduler=sched)
+
+
+def measure(prior, loss_name: str, steps: int, resolution: int) -> dict:
+    from sdbench import registry, trial
+    from sdbench.budget import Budget
+
+    spec = trial.resolve(
+        trial.TrialConfig(prompt="a red cube", loss=loss_name, representation="image", prior="toy", budget=Budget("steps", 10**6), resolution=resolution),
+        [],
+    )
+    state = trial.build(spec, prior)
+    memory = PeakMemory(prior.device)
+    memory.start()
+    times: list[float] = []
+    nfe: list[int] = []
+
+    def on_step(s):
+        now = time.perf_counter()
+        times.append(now)
+        nfe.append(s.nfe)
+        if len(times) > steps:
+            raise StopIteration
+
+    try:
+        trial.optimise(state, progress=False, on_step=on_step)
+    except StopIteration:
+        pass
+    per_step = sorted(b - a for a, b in zip(times[:-1], times[1:]))  # the first step is warm-up
+    per_nfe = sorted(b - a for a, b in zip(nfe[:-1], nfe[1:]))
+    return {
+        "seconds_per_step": round(per_step[len(per_step) // 2], 4),
+        "nfe_per_step": per_nfe[len(per_nfe) // 2],
+        "peak_memory_mb": round(memory.peak_mb(), 1),
+        "steps_measured": len(per_step),
+        "registered": registry.LOSSES.canonical(loss_name),
+    }
+
+
+def relative(table: dict[str, dict]) -> None:
+    base = table["sds"]["seconds_per_step"]
+    for row in table.values():
+        row["time_vs_sds"] = round(row["seconds_per_step"] / base, 3)
+
+
+def main(toy_steps: int = 20, sd_steps: int = 3) -> dict:
+    from sdbench.priors.toy import ToyPrior
+
+    results: dict = {"toy": {}, "sd21_architecture_cpu_128px": {}}
+    toy = ToyPrior()
+    for name in LOSSES:
+        results["toy"][name] = measure(toy, name, toy_steps, resolution=32)
+    relative(results["toy"])
+    sd = sd21_like_prior()
+    results["sd21_unet_parameters"] = sum(p.numel() for p in sd.unet.parameters())
+    for name in LOSSES:
+        results["sd21_architecture_cpu_128px"][name] = measure(sd, name, sd_steps, resolution=128)
+    relative(results["sd21_architecture_cpu_128px"])
+    results["target_vdm_le_1.10x_sds_on_sd21"] = results["sd21_architecture_cpu_128px"]["vdm"]["time_vs_sds"] <= 1.10
+    save("losses", results)
+    return results
+
+
+if __name__ == "__main__":
+    main()
