@@ -41,6 +41,7 @@ def _console(stderr: bool = False):
 @app.command("list")
 def list_plugins() -> None:
     """Every registered loss, representation, prior and metric, with where it comes from."""
+    from rich.markup import escape
     from rich.table import Table
 
     from sdbench import registry
@@ -54,8 +55,8 @@ def list_plugins() -> None:
         table.add_column("status")
         for entry in reg.load_all():
             name = entry.name + (f" ({', '.join(entry.aliases)})" if entry.aliases else "")
-            status = f"[red]broken: {entry.error}[/red]" if entry.broken else "[green]ok[/green]"
-            table.add_row(name, entry.summary, entry.source, status)
+            status = f"[red]broken: {escape(entry.error or '')}[/red]" if entry.broken else "[green]ok[/green]"
+            table.add_row(escape(name), escape(entry.summary), escape(entry.source), status)
         console.print(table)
 
 
@@ -168,15 +169,17 @@ def _print_sweep(summary) -> None:
     table = Table(title=f"{summary.completed}/{summary.total} trials completed ({summary.skipped} kept from before) in {summary.seconds:.0f} s", title_justify="left")
     for col in ("prompt", "loss", "rep", "seed", "status", *metric_cols, "s/step", "nfe"):
         table.add_column(col)
+    from rich.markup import escape
+
     for r in rows[:40]:
-        table.add_row(r["prompt"], r["loss"], r["representation"], r["seed"], r["status"],
+        table.add_row(escape(r["prompt"]), r["loss"], r["representation"], r["seed"], r["status"],
                       *(f"{float(r[c]):.3g}" if r[c] not in ("", None) else "—" for c in metric_cols),
                       f"{float(r['cost_seconds_per_step']):.3f}" if r["cost_seconds_per_step"] else "—", r["cost_nfe"] or "—")
     if len(rows) > 40:
         table.caption = f"... {len(rows) - 40} more rows in results.csv"
     console.print(table)
     for trial, error in summary.failed:
-        console.print(f"[red]failed[/red] {trial}: {error}")
+        console.print(f"[red]failed[/red] {escape(trial)}: {escape(error)}")
     console.print(f"results: {(summary.out / 'results.csv').resolve()}")
     console.print(f"report:  {summary.report.resolve() if summary.report else '(none)'}")
 
@@ -218,7 +221,9 @@ def _print_result(result: dict, out: Path) -> None:
     from rich.table import Table
 
     console = _console()
-    table = Table(title=f"{result['prompt']!r} · {result['loss']} · {result['representation']} · seed {result['seed']}", title_justify="left")
+    from rich.markup import escape
+
+    table = Table(title=escape(f"{result['prompt']!r} · {result['loss']} · {result['representation']} · seed {result['seed']}"), title_justify="left")
     table.add_column("metric / cost")
     table.add_column("value", justify="right")
     for k, v in result["metrics"].items():

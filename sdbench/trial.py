@@ -187,10 +187,17 @@ class TrialState:
     nfe_before: int = 0
     """NFE spent before this process (a resumed trial)."""
     _nfe0: int = 0
+    _grad0: int = 0
 
     @property
     def nfe(self) -> int:
+        """Network evaluations of this trial (the prior's counter may be shared by several trials)."""
         return self.nfe_before + self.prior.nfe.forward - self._nfe0
+
+    @property
+    def nfe_with_grad(self) -> int:
+        """Evaluations of this process's part of the trial that ran with autograd (VSD's LoRA training)."""
+        return self.prior.nfe.with_grad - self._grad0
 
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -264,7 +271,7 @@ def build(spec: TrialSpec, prior: Any | None = None) -> TrialState:
     rep = spec.representation_cls(spec.representation, resolution=resolution, prompt=t.prompt).to(prior.device)
     loss = spec.loss_cls(spec.loss, prior).to(prior.device)
     state = TrialState(spec, prior, rep, loss, rep.make_optimizers(), torch.Generator().manual_seed(t.seed + 1))
-    state._nfe0 = prior.nfe.forward
+    state._nfe0, state._grad0 = prior.nfe.forward, prior.nfe.with_grad
     return state
 
 
@@ -444,7 +451,7 @@ def run_trial(
             "nfe": state.nfe,
             "seconds_per_step": round(state.seconds / max(state.step, 1), 5),
             "peak_memory_mb": round(peak, 1),
-            "nfe_with_grad": state.prior.nfe.with_grad,
+            "nfe_with_grad": state.nfe_with_grad,
         }
         write_text(out_dir / "history.jsonl", "".join(json.dumps(h) + "\n" for h in history))
         eval_start = time.perf_counter()
@@ -455,7 +462,7 @@ def run_trial(
         if warnings:
             result["warnings"] = warnings
         result["status"] = "completed"
-    except (TrialFailed, Exception) as e:  # noqa: BLE001 - recorded, then re-raised
+    except Exception as e:  # noqa: BLE001 - recorded, then re-raised
         if isinstance(e, UserError):
             raise
         result["error"] = _one_line(e)
