@@ -62,7 +62,7 @@ class TrialConfig:
     eval_views: int = 8
     """Evaluation views: an orbit of this many cameras."""
     eval_elevation: float = 15.0
-    turntable_frames: int = 24
+    turntable_frames: int = 16
     metrics: tuple[str, ...] = ("all",)
     """Metric names to compute; 'all' means every registered metric that applies."""
     threads: int = 0

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from sdbench.cameras import Cameras
+import torch
+
+from sdbench.cameras import CameraConfig, Cameras
 from sdbench.priors.base import Prior
 from sdbench.representations.base import Representation, RenderOutput
 
@@ -30,6 +32,19 @@ class EvalContext:
     cameras: Cameras
     views: RenderOutput
     seed: int
+    _random: dict[Any, tuple[Cameras, RenderOutput]] = field(default_factory=dict, repr=False)
+
+    def random_views(self, n: int, cameras: CameraConfig = CameraConfig()) -> tuple[Cameras, RenderOutput]:
+        """``n`` views from cameras drawn with the trial seed; rendered once and shared by every
+        metric that asks for the same number and distribution (CLIP score and toy accuracy)."""
+        key = (n, cameras)
+        if key not in self._random:
+            cams = Cameras.sample(n, cameras, generator=torch.Generator().manual_seed(self.seed + 104729))
+            res = self.representation.resolution
+            with torch.no_grad():
+                out = self.representation.render(cams.to(self.prior.device), res, res)
+            self._random[key] = (cams, out)
+        return self._random[key]
 
 
 class Metric(abc.ABC):

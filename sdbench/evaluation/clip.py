@@ -98,7 +98,7 @@ import os  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from functools import lru_cache  # noqa: E402
 
-from sdbench.cameras import CameraConfig, Cameras  # noqa: E402
+from sdbench.cameras import CameraConfig  # noqa: E402
 from sdbench.evaluation.base import EvalContext, Metric  # noqa: E402
 
 #: The documented real models: open_clip architecture, pretrained tag, and where sdbench looks.
@@ -166,10 +166,8 @@ class ClipScore(Metric):
     def compute(self, ctx: EvalContext) -> dict[str, float]:
         name, checkpoint, label = self.resolve(ctx.prompt)
         scorer = _cached_scorer(name, checkpoint, "cuda" if ctx.prior.device.type == "cuda" else "cpu")
-        g = torch.Generator().manual_seed(ctx.seed + 15485863)
-        cams = Cameras.sample(self.cfg.views, self.cfg.cameras, generator=g)
-        res = ctx.representation.resolution
-        rgb = ctx.representation.render(cams.to(ctx.prior.device), res, res).rgb
+        _, out = ctx.random_views(self.cfg.views, self.cfg.cameras)
+        rgb = out.rgb
         return {f"{self.metric_name}_{label}": scorer.score(rgb, ctx.prompt).mean().item()}
 
 

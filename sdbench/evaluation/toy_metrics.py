@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from sdbench.cameras import CameraConfig, Cameras
+from sdbench.cameras import CameraConfig
 from sdbench.evaluation.base import EvalContext, Metric
 
 
@@ -48,10 +48,9 @@ class ToyGroundTruth(Metric):
         from sdbench.world.scenes import COLOURS, SHAPES, render
 
         p = parse(ctx.prompt)
-        g = torch.Generator().manual_seed(ctx.seed + 104729)
-        cams = Cameras.sample(self.cfg.views, self.cfg.cameras, generator=g)
+        cams, out = ctx.random_views(self.cfg.views, self.cfg.cameras)
+        cams = cams.to("cpu")
         res = ctx.representation.resolution
-        out = ctx.representation.render(cams.to(ctx.prior.device), res, res)
         rgb = out.rgb.float().cpu()
         r = classify(rgb, load_evaluator("cpu"))
         shape_ok = r.shape == SHAPES.index(p.shape)

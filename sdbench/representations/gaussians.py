@@ -61,13 +61,14 @@ class Gaussians(Representation):
         densify: bool = True
         """Run gsplat's DefaultStrategy (clone/split/prune)."""
         densify_from: int = 100
-        densify_until: int = 1500
+        densify_until: int = 400
+        """Last step that may densify (DreamMapping/LucidDreamer densify early and then only refine)."""
         densify_every: int = 100
         densify_grad: float = 0.0002
         """gsplat's grow_grad2d: mean screen-space gradient above which Gaussians grow."""
         prune_opacity: float = 0.005
-        max_points: int = 20000
-        """No growth beyond this many Gaussians (keeps CPU steps bounded)."""
+        max_points: int = 6144
+        """No growth once this many Gaussians exist (keeps CPU steps bounded; raise it for SD-scale runs)."""
 
     def __init__(self, cfg: Gaussians.Config, resolution: int, prompt: str = ""):
         super().__init__(cfg, resolution, prompt)
