@@ -18,7 +18,7 @@ from tests.test_plugin_example import installed  # noqa: F401  (fixture: the exa
 
 
 def prompts(tmp_path: Path, *lines: str) -> Path:
-    p = tmp_path / "prompts.txt"
+    p = tmp_path / f"prompts-{abs(hash(lines)) % 10**8}.txt"
     p.write_text("\n".join(["# a comment", "", *lines]) + "\n", encoding="utf-8")
     return p
 
