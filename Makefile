@@ -23,7 +23,7 @@ install: $(STAMP)
 DEMO_OUT ?= runs/demo
 
 demo: $(STAMP)
-	$(BIN)/sdbench sweep sweeps/demo-prompts.txt --loss sds,vdm --rep gaussians,image --steps 300 --out $(DEMO_OUT)
+	$(BIN)/sdbench sweep sweeps/demo-prompts.txt --loss sds,vdm --rep gaussians --steps 300 --out $(DEMO_OUT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" -q

@@ -159,25 +159,37 @@ def sweep(
 
 
 def _print_sweep(summary) -> None:
-    import csv
-
+    """One row per (prior, loss, representation, budget): means over prompts and seeds."""
+    from rich.markup import escape
     from rich.table import Table
 
-    console = _console()
-    rows = list(csv.DictReader((summary.out / "results.csv").open())) if (summary.out / "results.csv").is_file() else []
-    metric_cols = [c for c in (rows[0].keys() if rows else []) if c in ("toy_acc", "toy_colour_error", "clip_toy", "clip_vit_l_14", "denoise_mse", "fid")]
-    table = Table(title=f"{summary.completed}/{summary.total} trials completed ({summary.skipped} kept from before) in {summary.seconds:.0f} s", title_justify="left")
-    for col in ("prompt", "loss", "rep", "seed", "status", *metric_cols, "s/step", "nfe"):
-        table.add_column(col)
-    from rich.markup import escape
+    from sdbench.report import load_results, summarize
 
-    for r in rows[:40]:
-        table.add_row(escape(r["prompt"]), r["loss"], r["representation"], r["seed"], r["status"],
-                      *(f"{float(r[c]):.3g}" if r[c] not in ("", None) else "—" for c in metric_cols),
-                      f"{float(r['cost_seconds_per_step']):.3f}" if r["cost_seconds_per_step"] else "—", r["cost_nfe"] or "—")
-    if len(rows) > 40:
-        table.caption = f"... {len(rows) - 40} more rows in results.csv"
-    console.print(table)
+    console = _console()
+    results = load_results(sorted((summary.out / "trials").iterdir()) if (summary.out / "trials").is_dir() else [])
+    columns, table = summarize(results)
+    labels = {"toy_acc": "acc", "clip_toy": "clip", "clip_vit_l_14": "clipL14", "toy_colour_error": "col.err", "toy_iou": "iou"}
+    shown = [c for c in labels if c in columns][:3]
+    fids = {}
+    if (summary.out / "results.csv").is_file():
+        import csv
+
+        for r in csv.DictReader((summary.out / "results.csv").open()):
+            if r.get("fid"):
+                fids[(r["prior"], r["loss"], r["representation"], r["budget"])] = float(r["fid"])
+    out = Table(
+        title=f"{summary.completed}/{summary.total} trials completed ({summary.skipped} kept from before) in {summary.seconds:.0f} s",
+        title_justify="left",
+    )
+    for col in ("loss", "rep", "n", *(labels[c] for c in shown), "fid", "s/step", "nfe"):
+        out.add_column(col, justify="left" if col in ("loss", "rep") else "right", no_wrap=True)
+    for key, row in table.items():
+        n = max(v[2] for v in row.values())
+        cells = [f"{row[c][0]:.3g}" if row[c][2] else "—" for c in shown]
+        fid = fids.get(key)
+        out.add_row(escape(key[1]), escape(key[2]), str(n), *cells, f"{fid:.3g}" if fid is not None else "—",
+                    f"{row['cost.seconds_per_step'][0]:.3f}", f"{row['cost.nfe'][0]:.0f}")
+    console.print(out)
     for trial, error in summary.failed:
         console.print(f"[red]failed[/red] {escape(trial)}: {escape(error)}")
     console.print(f"results: {(summary.out / 'results.csv').resolve()}")

@@ -83,7 +83,7 @@ def summarize(results: Sequence[Result]) -> tuple[list[str], dict[tuple, dict[st
 
 
 # ------------------------------------------------------------------------ FID
-def group_fid(out: Path, results: Sequence[Result], refs_per_prompt: int = 16) -> dict[tuple, tuple[float, str]]:
+def group_fid(out: Path, results: Sequence[Result], refs_per_prompt: int = 8) -> dict[tuple, tuple[float, str]]:
     """3D-FID per group: the group's evaluation views against prior samples of its prompts.
 
     Feature space: the toy evaluator for the toy prior, clean-fid's Inception where its weights are
@@ -211,16 +211,24 @@ def write_report(results: Sequence[Result], path: Path, title: str = "sdbench re
     columns, table = summarize(results)
     metric_cols = [c for c in columns if not c.startswith("cost.")]
     fids = fids or {}
-    head = "<th>prior</th><th>loss</th><th>representation</th><th>budget</th><th>n</th>" + "".join(
-        f"<th>{html.escape(c)}</th>" for c in columns
-    ) + "<th>3D-FID</th>"
-    body = []
-    for key, row in table.items():
-        n = max(v[2] for v in row.values()) if row else 0
-        cells = "".join(f"<td>{_fmt(m, ci)}</td>" for m, ci, _ in row.values())
-        f = fids.get(key)
-        fid_cell = f"{f[0]:.3g} <small>({html.escape(f[1])})</small>" if f else "—"
-        body.append(f"<tr><td>{html.escape(key[0])}</td><td>{html.escape(key[1])}</td><td>{html.escape(key[2])}</td><td>{html.escape(key[3])}</td><td>{n}</td>{cells}<td>{fid_cell}</td></tr>")
+    def section(cols: list[str], with_fid: bool) -> str:
+        head = "<th>prior</th><th>loss</th><th>representation</th><th>budget</th><th>n</th>" + "".join(
+            f"<th>{html.escape(c.removeprefix('cost.'))}</th>" for c in cols
+        ) + ("<th>3D-FID</th>" if with_fid else "")
+        body = []
+        for key, row in table.items():
+            n = max(v[2] for v in row.values()) if row else 0
+            cells = "".join(f"<td>{_fmt(*row[c][:2])}</td>" for c in cols)
+            f = fids.get(key)
+            fid_cell = (f"<td>{f[0]:.3g} <small>({html.escape(f[1])})</small></td>" if f else "<td>—</td>") if with_fid else ""
+            body.append(
+                f"<tr><td>{html.escape(key[0])}</td><td>{html.escape(key[1])}</td><td>{html.escape(key[2])}</td>"
+                f"<td>{html.escape(key[3])}</td><td>{n}</td>{cells}{fid_cell}</tr>"
+            )
+        return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+    quality = section(metric_cols, with_fid=True)
+    cost = section([c for c in columns if c.startswith("cost.")], with_fid=False)
     plots = _plots(columns, table, [m for m in HEADLINE if m in metric_cols] or metric_cols[:2])
     prompts = sorted({r["prompt"] for _, r in results})
     cols = sorted({(r["loss"], r["representation"]) for _, r in results})
@@ -230,7 +238,7 @@ def write_report(results: Sequence[Result], path: Path, title: str = "sdbench re
         cells = []
         for loss, rep in cols:
             match = sorted([(r["seed"], d) for d, r in results if r["prompt"] == p and r["loss"] == loss and r["representation"] == rep and r["status"] == "completed"])
-            cells.append("<td>" + (_img(match[0][1] / "views.png", f"{p} {loss} {rep}", 320) if match else "—") + "</td>")
+            cells.append("<td>" + (_img(match[0][1] / "views.png", f"{p} {loss} {rep}", 480) if match else "—") + "</td>")
         grid_rows.append(f"<tr><th>{html.escape(p)}</th>{''.join(cells)}</tr>")
     failed = [(d.name, r.get("error") or "") for d, r in results if r["status"] != "completed"]
     failed_html = (
@@ -251,8 +259,10 @@ img {{ image-rendering: pixelated; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
 <p class="note">{len(results)} trials, {len(failed)} failed. Cells: mean ± 95 % confidence half-width (Student t) over prompts and seeds. {notes}</p>
-<h2>Results per loss · representation</h2>
-<table><tr>{head}</tr>{''.join(body)}</table>
+<h2>Quality per loss · representation</h2>
+{quality}
+<h2>Cost per loss · representation</h2>
+{cost}
 <h2>Metrics against cost</h2>
 {plots}
 <h2>Evaluation views: prompt × loss · representation (lowest seed)</h2>
