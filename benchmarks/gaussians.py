@@ -31,8 +31,6 @@ def render_time(n: int, views: int, size: int = 32) -> float:
 def main() -> dict:
     from sdbench import trial
     from sdbench.budget import Budget
-    from sdbench.evaluation.toy import classify
-    from sdbench.world.grammar import parse
 
     results: dict = {"render_forward_backward_seconds": {}}
     for n in (5000, 20000):
@@ -42,8 +40,6 @@ def main() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         spec = trial.resolve(trial.TrialConfig(prompt=prompt, loss="sds", representation="gaussians", budget=Budget("steps", 500)))
         result = trial.run_trial(spec, Path(tmp) / "t", progress=False)
-    # accuracy over random views: the trial's own metric when the toy metrics are registered,
-    # else classify the evaluation views here
     results["sds_trial"] = {
         "prompt": prompt,
         "steps": result["cost"]["steps"],
@@ -51,7 +47,6 @@ def main() -> dict:
         "evaluation_seconds": result["cost"]["eval_seconds"],
         "seconds_per_step": result["cost"]["seconds_per_step"],
         "metrics": result["metrics"],
-        "final_gaussians": None,
     }
     save("gaussians", results)
     return results

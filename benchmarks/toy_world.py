@@ -12,7 +12,6 @@ and ``docs/images/toy_sds_grid.png``.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from pathlib import Path
 
@@ -72,15 +71,14 @@ def main(sds_steps: int = 500) -> dict:
     results["sds_2d"] = {}
     for cfg_scale in (100.0, 7.5):
         finals, start = [], time.time()
-        with tempfile.TemporaryDirectory() as tmp:
-            for i, p in enumerate(prompts):
-                spec = trial.resolve(
-                    trial.TrialConfig(prompt=p, loss="sds", representation="image", budget=Budget("steps", sds_steps), seed=i, metrics=()),
-                    [f"loss.cfg_scale={cfg_scale}"],
-                )
-                state = trial.build(spec, prior)
-                trial.optimise(state, progress=False)
-                finals.append(state.representation.image().detach()[0])
+        for i, p in enumerate(prompts):
+            spec = trial.resolve(
+                trial.TrialConfig(prompt=p, loss="sds", representation="image", budget=Budget("steps", sds_steps), seed=i, metrics=()),
+                [f"loss.cfg_scale={cfg_scale}"],
+            )
+            state = trial.build(spec, prior)
+            trial.optimise(state, progress=False)
+            finals.append(state.representation.image().detach()[0])
         finals = torch.stack(finals)
         results["sds_2d"][f"cfg_{cfg_scale:g}"] = {
             "n": len(prompts), "steps": sds_steps, "seconds": round(time.time() - start, 1), **accuracy(classify(finals, scorer), shapes, colours)

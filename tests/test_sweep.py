@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from tests.conftest import run_cli
 from tests.test_plugin_example import installed  # noqa: F401  (fixture: the example plugin pip-installed)

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from sdbench.world import degrade, toy_models
-from sdbench.world.data import RenderSet, make_renders
+from sdbench.world.data import RenderSet, make_renders, training_setup
 from sdbench.world.grammar import DEGRADATIONS, base_prompts
 
 EVALUATOR_CONFIG = {
@@ -132,11 +132,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--log-every", type=int, default=50)
     args = ap.parse_args(argv)
 
-    torch.set_flush_denormal(True)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    rng = random.Random(args.seed)
+    rng = training_setup(args.seed, args.threads)
     train = make_renders(args.per_class, seed=args.seed + 101)
     held_out = make_renders(20, seed=args.seed + 202)
     tokenizer = toy_models.build_tokenizer()

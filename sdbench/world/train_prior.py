@@ -15,7 +15,6 @@ import argparse
 import copy
 import json
 import math
-import random
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from sdbench.world import toy_models
-from sdbench.world.data import make_renders, sample_batch
+from sdbench.world.data import make_renders, sample_batch, training_setup
 
 
 def min_snr_weight(alphas_cumprod: torch.Tensor, t: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -55,11 +54,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--log-every", type=int, default=50)
     args = ap.parse_args(argv)
 
-    torch.set_flush_denormal(True)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    rng = random.Random(args.seed)
+    rng = training_setup(args.seed, args.threads)
 
     data = make_renders(args.per_class, seed=args.seed + 1)
     tokenizer = toy_models.build_tokenizer()
