@@ -64,8 +64,17 @@ def shap_e_points(path: str, prompt: str, n: int, num_inference_steps: int = 64,
 
     folder = find_weights(path)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    pipe = ShapEPipeline.from_pretrained(folder, local_files_only=True).to(device)
-    mesh = pipe(prompt, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, output_type="mesh").images[0]
+    try:
+        pipe = ShapEPipeline.from_pretrained(folder, local_files_only=True).to(device)
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot load Shap-E from {folder}: {str(e).splitlines()[0]}") from None
+    pipe.set_progress_bar_config(disable=True)
+    try:
+        mesh = pipe(prompt, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, output_type="mesh").images[0]
+    except (ValueError, RuntimeError, IndexError) as e:  # marching cubes found no surface
+        raise UserError(f"Shap-E produced no surface for {prompt!r} ({str(e).splitlines()[0]}); use --set rep.init=sphere") from None
+    if mesh.faces.numel() == 0:
+        raise UserError(f"Shap-E produced an empty mesh for {prompt!r}; use --set rep.init=sphere")
     verts = mesh.verts.float().cpu()
     faces = mesh.faces.long().cpu()
     colours = torch.stack([mesh.vertex_channels[c].float().cpu() for c in ("R", "G", "B")], dim=1).clamp(0, 1)
