@@ -4,9 +4,11 @@ For a prompt ``a {colour} {shape}`` and ``views`` random cameras (drawn from the
 
 * ``toy_shape_acc``, ``toy_colour_acc``, ``toy_acc``: share of views the toy evaluator classifies
   as the prompt's shape, colour, and both;
-* for 3D representations, against the true object rendered at the same cameras:
-  ``toy_iou`` (silhouette IoU, alpha > 0.5) and ``toy_colour_error`` (mean |RGB − RGB_true| over
-  the true silhouette).
+* against the true object rendered at the same cameras: ``toy_iou`` (silhouette IoU) and
+  ``toy_colour_error`` (mean |RGB − RGB_true| over the true silhouette). 3D representations use their
+  alpha > 0.5 as silhouette at the random views; a 2D image (the same picture from every camera) is
+  compared with the object's front view (the first evaluation camera), its silhouette being the
+  pixels that differ from the white background by more than ``background_threshold``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ class ToyGroundTruth(Metric):
         """Random views rendered for the metric."""
         cameras: CameraConfig = CameraConfig()
         """Where the views are drawn from."""
+        background_threshold: float = 0.15
+        """2D images: a pixel is foreground when some channel differs from white by more than this."""
 
     def applies(self, ctx: EvalContext) -> str | None:
         from sdbench.evaluation.toy import EVALUATOR_DIR
@@ -62,9 +66,15 @@ class ToyGroundTruth(Metric):
         }
         if ctx.representation.is_3d:
             true_rgb, true_alpha = render(p.shape, p.colour, cams, res)
-            mask, true_mask = out.alpha.float().cpu() > 0.5, true_alpha > 0.5
-            union = (mask | true_mask).sum().clamp(min=1)
-            metrics["toy_iou"] = ((mask & true_mask).sum() / union).item()
-            inside = true_mask.expand_as(true_rgb)
-            metrics["toy_colour_error"] = (rgb - true_rgb).abs()[inside].mean().item() if inside.any() else float("nan")
+            mask = out.alpha.float().cpu() > 0.5
+        else:
+            front = ctx.cameras[0].to("cpu")
+            true_rgb, true_alpha = render(p.shape, p.colour, front, res)
+            rgb = ctx.views.rgb[:1].float().cpu()
+            mask = (1 - rgb).amax(dim=1, keepdim=True) > self.cfg.background_threshold
+        true_mask = true_alpha > 0.5
+        union = (mask | true_mask).sum().clamp(min=1)
+        metrics["toy_iou"] = ((mask & true_mask).sum() / union).item()
+        inside = true_mask.expand_as(true_rgb)
+        metrics["toy_colour_error"] = (rgb - true_rgb).abs()[inside].mean().item() if inside.any() else float("nan")
         return metrics
