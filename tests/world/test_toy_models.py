@@ -36,6 +36,21 @@ def test_train_prior_runs_and_loads_through_the_diffusers_adapter(tmp_path, monk
     assert eps.shape == (1, 3, 32, 32)
 
 
+def test_prior_training_is_reproducible_from_its_seed(tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    from sdbench.world import train_prior
+
+    monkeypatch.setenv("SDBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(toy_models, "UNET_CONFIG", {**toy_models.UNET_CONFIG, "block_out_channels": (16, 16, 16)})
+    args = ["--steps", "3", "--batch-size", "4", "--per-class", "1", "--log-every", "3", "--threads", "1"]
+    for name in ("a", "b"):
+        train_prior.main(["--out", str(tmp_path / name), *args])
+    a = load_file(str(tmp_path / "a" / "unet" / "diffusion_pytorch_model.safetensors"))
+    b = load_file(str(tmp_path / "b" / "unet" / "diffusion_pytorch_model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_train_evaluator_runs_and_loads_as_an_open_clip_folder(tmp_path, monkeypatch):
     from sdbench.evaluation.toy import classify, load_evaluator
     from sdbench.world import train_evaluator
