@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: demo test test-slow bench install clean-venv
+.PHONY: demo test test-slow bench study install clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
+
+# The toy study (docs/toy-study.md): resumable; rerun to continue after an interruption.
+STUDY_OUT ?= runs/toy-study
+study: $(STAMP)
+	status=0; $(BIN)/sdbench sweep sweeps/toy-study.toml --out $(STUDY_OUT) --wandb disabled || status=$$?; \
+	$(BIN)/sdbench report $(STUDY_OUT) --markdown docs/toy-study.md && exit $$status
 
 clean-venv:
 	rm -rf $(VENV)

@@ -22,7 +22,7 @@ from sdbench.hardware import PeakMemory
 LOSSES = ("sds", "csd", "nfsd", "ism", "vsd", "vdm")
 
 
-def sd21_like_prior(latent: int = 16):
+def sd21_like_prior(latent: int = 16, cfg=None):
     """SD 2.1 base's UNet and VAE architectures with random weights, and a 1-layer text encoder of
     SD's width (the text encoder's depth does not enter a loss step: embeddings are cached)."""
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
@@ -47,7 +47,7 @@ def sd21_like_prior(latent: int = 16):
     text = CLIPTextModel(CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=1024, intermediate_size=1024, num_hidden_layers=1,
                                         num_attention_heads=16, max_position_embeddings=toy_models.MAX_TOKENS))
     sched = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000)
-    return DiffusersPrior.from_components(unet=unet, vae=vae, text_encoder=text, tokenizer=tokenizer, scheduler=sched)
+    return DiffusersPrior.from_components(cfg, unet=unet, vae=vae, text_encoder=text, tokenizer=tokenizer, scheduler=sched)
 
 
 class _Stop(Exception):

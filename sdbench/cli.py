@@ -119,11 +119,13 @@ def run(
 
 @app.command("sweep")
 def sweep(
-    prompts_file: Path = typer.Argument(..., help="UTF-8 file, one prompt per line ('#' comments)."),
-    loss: list[str] = typer.Option(..., "--loss", help="Loss name(s); repeat or comma-separate; 'all' for every loss."),
-    rep: list[str] = typer.Option(["gaussians"], "--rep", help="Representation name(s)."),
-    prior: list[str] = typer.Option(["toy"], "--prior", help="Prior name(s) or local checkpoint folder(s)."),
-    seeds: str = typer.Option("0", "--seeds", help="Comma list of seeds, e.g. 0,1,2."),
+    prompts_file: Path = typer.Argument(
+        ..., help="Prompts file (UTF-8, one prompt per line, '#' comments) or a sweep definition (.toml, see sweeps/)."
+    ),
+    loss: list[str] = typer.Option([], "--loss", help="Loss name(s); repeat or comma-separate; 'all' for every loss. With a .toml: only these."),
+    rep: list[str] = typer.Option([], "--rep", help="Representation name(s) (default gaussians). With a .toml: only these."),
+    prior: list[str] = typer.Option([], "--prior", help="Prior name(s) or local checkpoint folder(s) (default toy). With a .toml: only these."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="Comma list of seeds, e.g. 0,1,2 (default 0)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Optimisation steps per trial (default 500)."),
     budget: Optional[str] = typer.Option(None, "--budget", help="steps:N, seconds:S or nfe:K, the same for every trial."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Concurrent trials (default: the CPUs Ray sees)."),
@@ -133,29 +135,52 @@ def sweep(
     overrides: list[str] = typer.Option([], "--set", help="Override a config field for every trial."),
     no_fid: bool = typer.Option(False, "--no-fid", help="Skip the per-group 3D-FID in the report."),
 ) -> None:
-    """Run (or resume) the grid prompt x loss x representation x seed on Ray; ends with a report."""
-    from sdbench.sweep import SweepConfig, read_prompts, run_sweep
+    """Run (or resume) the grid prompt x loss x representation x seed on Ray; ends with a report.
 
-    try:
-        seed_list = tuple(int(s) for s in seeds.split(",") if s.strip())
-    except ValueError:
-        raise UserError(f"--seeds must be a comma list of integers, got {seeds!r}") from None
-    if not seed_list:
-        raise UserError("--seeds is empty")
-    cfg = SweepConfig(
-        prompts=tuple(read_prompts(prompts_file)),
-        losses=tuple(loss),
-        representations=tuple(rep),
-        priors=tuple(prior),
-        seeds=seed_list,
-        budget=_budget(steps, budget),
-        overrides=tuple(overrides),
-    )
+    With a sweep definition (.toml), the grid comes from the file; --seeds, --steps/--budget replace
+    its values, --set adds overrides, and --loss/--rep/--prior select a part of it.
+    """
+    import dataclasses
+
+    from sdbench.sweep import SweepConfig, load_definition, read_prompts, restrict, run_sweep
+
+    seed_list = _seeds(seeds) if seeds is not None else None
+    if prompts_file.suffix.lower() == ".toml":
+        groups = restrict(load_definition(prompts_file), loss, rep, prior)
+        replace: dict = {}
+        if seed_list is not None:
+            replace["seeds"] = seed_list
+        if steps is not None or budget is not None:
+            replace["budget"] = _budget(steps, budget)
+        groups = [dataclasses.replace(g, **replace, overrides=(*g.overrides, *overrides)) for g in groups]
+        cfg = groups if len(groups) > 1 else groups[0]
+    else:
+        if not loss:
+            raise UserError("--loss is required with a prompts file (e.g. --loss sds,vdm, or 'all')")
+        cfg = SweepConfig(
+            prompts=tuple(read_prompts(prompts_file)),
+            losses=tuple(loss),
+            representations=tuple(rep or ["gaussians"]),
+            priors=tuple(prior or ["toy"]),
+            seeds=seed_list or (0,),
+            budget=_budget(steps, budget),
+            overrides=tuple(overrides),
+        )
     out = out or Path("runs") / prompts_file.stem
     summary = run_sweep(cfg, out, workers=workers, address=address, wandb_mode=wandb, fid=not no_fid)
     _print_sweep(summary)
     if summary.failed:
         raise typer.Exit(1)
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        seed_list = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise UserError(f"--seeds must be a comma list of integers, got {text!r}") from None
+    if not seed_list:
+        raise UserError("--seeds is empty")
+    return seed_list
 
 
 def _print_sweep(summary) -> None:
@@ -197,7 +222,13 @@ def _print_sweep(summary) -> None:
 
 
 @app.command("report")
-def report(sweep_dir: Path = typer.Argument(..., help="A sweep directory."), no_fid: bool = typer.Option(False, "--no-fid")) -> None:
+def report(
+    sweep_dir: Path = typer.Argument(..., help="A sweep directory."),
+    no_fid: bool = typer.Option(False, "--no-fid"),
+    markdown: Optional[Path] = typer.Option(
+        None, "--markdown", help="Also write the tables and image grids into this markdown file (text outside its markers is kept)."
+    ),
+) -> None:
     """(Re)build results.csv and report.html of a sweep."""
     from sdbench.report import build_report
 
@@ -206,6 +237,10 @@ def report(sweep_dir: Path = typer.Argument(..., help="A sweep directory."), no_
     path = build_report(sweep_dir, fid=not no_fid)
     _console().print(f"results: {(sweep_dir / 'results.csv').resolve()}")
     _console().print(f"report:  {path.resolve()}")
+    if markdown is not None:
+        from sdbench.study import write_markdown
+
+        _console().print(f"markdown: {write_markdown(sweep_dir, markdown).resolve()}")
 
 
 @app.command("eval")

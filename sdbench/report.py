@@ -283,6 +283,9 @@ def build_report(out: Path, ids: Sequence[str] | None = None, fid: bool = True) 
     write_results_csv(results, out / "results.csv", fids)
     sweep = json.loads((out / "sweep.json").read_text()).get("sweep", {}) if (out / "sweep.json").is_file() else {}
     notes = ""
-    if sweep:
-        notes = html.escape(f"Budget {sweep.get('budget', {}).get('kind')}:{sweep.get('budget', {}).get('value')} for every trial.")
+    if "budget" in sweep:
+        notes = html.escape(f"Budget {sweep['budget'].get('kind')}:{sweep['budget'].get('value')} for every trial.")
+    elif "groups" in sweep:
+        budgets = sorted({f"{g['budget']['kind']}:{g['budget']['value']}" for g in sweep["groups"]})
+        notes = html.escape(f"{len(sweep['groups'])} groups; budgets {', '.join(budgets)} (a row's budget is in its name).")
     return write_report(results, out / "report.html", title=f"sdbench sweep: {out.name}", fids=fids, notes=notes)

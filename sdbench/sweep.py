@@ -16,6 +16,7 @@ runs the trial with ``threads`` CPU threads (and a GPU fraction when there are G
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -24,6 +25,7 @@ import re
 import signal
 import time
 from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +66,109 @@ class SweepConfig:
     overrides: tuple[str, ...] = ()
 
 
+DEFINITION_KEYS = {
+    "prompts": "a prompts file (relative to the definition) or a list of prompts",
+    "losses": "loss names", "representations": "representation names", "priors": "prior names or checkpoint folders",
+    "seeds": "list of integer seeds", "budget": "steps:N, seconds:S or nfe:K", "set": "list of KEY=VALUE overrides",
+}
+
+
+def load_definition(path: Path) -> list[SweepConfig]:
+    """A sweep definition file (TOML): the grid keys at the top level, optionally ``[[group]]`` tables.
+
+    Top-level keys (``prompts``, ``losses``, ``representations``, ``priors``, ``seeds``, ``budget``,
+    ``set``) are the defaults of every group; a group replaces any of them, except ``set``, which it
+    extends. Without groups the file is one grid. ``prompts`` names a prompts file relative to the
+    definition, or lists the prompts inline. Returns one :class:`SweepConfig` per group.
+    """
+    import tomllib
+
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"sweep definition {path} does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"sweep definition {path} is not valid TOML: {str(e).splitlines()[0]}") from None
+    groups = data.pop("group", [{}])
+    for key in ("name", "description"):
+        data.pop(key, None)
+    if not isinstance(groups, list) or not groups:
+        raise UserError(f"{path}: 'group' must be a non-empty array of tables ([[group]])")
+    out = []
+    for n, group in enumerate(groups, 1):
+        group = dict(group)
+        group.pop("name", None)
+        where = f"{path} group {n}" if len(groups) > 1 or "group" in data else str(path)
+        for key in (*data, *group):
+            if key not in DEFINITION_KEYS:
+                raise UserError(f"{where}: unknown key {key!r}; known keys: {', '.join(DEFINITION_KEYS)}")
+        merged = {**data, **group, "set": [*data.get("set", []), *group.get("set", [])]}
+        out.append(_group_config(merged, path, where))
+    return out
+
+
+def _group_config(d: dict[str, Any], path: Path, where: str) -> SweepConfig:
+    def strings(key: str, default: tuple[str, ...] | None = None) -> tuple[str, ...]:
+        value = d.get(key, default)
+        if value is None:
+            raise UserError(f"{where}: '{key}' is missing ({DEFINITION_KEYS[key]})")
+        value = [value] if isinstance(value, str) else value
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise UserError(f"{where}: '{key}' must be a list of strings ({DEFINITION_KEYS[key]})")
+        return tuple(value)
+
+    prompts = d.get("prompts")
+    if isinstance(prompts, str):  # a prompts file next to the definition
+        prompts = read_prompts(path.parent / prompts)
+    else:
+        prompts = strings("prompts")
+        if not [p for p in prompts if p.strip()]:
+            raise UserError(f"{where}: 'prompts' is empty")
+    seeds = d.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise UserError(f"{where}: 'seeds' must be a non-empty list of integers")
+    budget = d.get("budget", "steps:500")
+    if not isinstance(budget, str):
+        raise UserError(f"{where}: 'budget' must be a string such as \"steps:500\" or \"nfe:1000\"")
+    return SweepConfig(
+        prompts=tuple(dict.fromkeys(p.strip() for p in prompts if p.strip())),
+        losses=strings("losses"),
+        representations=strings("representations", ("gaussians",)),
+        priors=strings("priors", ("toy",)),
+        seeds=tuple(seeds),
+        budget=Budget.parse(budget),
+        overrides=strings("set", ()),
+    )
+
+
+def restrict(groups: list[SweepConfig], losses=(), representations=(), priors=()) -> list[SweepConfig]:
+    """Keep only the named losses / representations / priors of each group (empty: keep all);
+    groups left empty are dropped. ``UserError`` when nothing is left."""
+    from sdbench import registry
+
+    def keep(names: tuple[str, ...], only, reg) -> tuple[str, ...]:
+        if not only:
+            return names
+        wanted = set(_expand(tuple(only), reg)) if reg is not None else set(only)
+        expanded = _expand(names, reg) if reg is not None else list(names)
+        return tuple(n for n in expanded if n in wanted)
+
+    out = []
+    for g in groups:
+        g = dataclasses.replace(
+            g,
+            losses=keep(g.losses, losses, registry.LOSSES),
+            representations=keep(g.representations, representations, registry.REPRESENTATIONS),
+            priors=keep(g.priors, priors, None),
+        )
+        if g.losses and g.representations and g.priors:
+            out.append(g)
+    if not out:
+        raise UserError("no grid point of the sweep definition matches the given --loss/--rep/--prior")
+    return out
+
+
 def _slug(text: str, n: int = 28) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:n] or "prompt"
 
@@ -75,25 +180,26 @@ def trial_id(spec) -> str:
     return f"{_slug(t.prompt)}-{t.loss}-{t.representation}-s{t.seed}-{digest}"
 
 
-def plan(cfg: SweepConfig) -> list[tuple[str, Any]]:
-    """Every grid point as (id, TrialSpec), validated before anything runs."""
+def plan(cfg: SweepConfig | Sequence[SweepConfig]) -> list[tuple[str, Any]]:
+    """Every grid point (of every group) as (id, TrialSpec), validated before anything runs."""
     from sdbench import registry
     from sdbench.trial import TrialConfig, resolve
 
-    losses = _expand(cfg.losses, registry.LOSSES)
-    reps = _expand(cfg.representations, registry.REPRESENTATIONS)
     out = []
-    for prior in cfg.priors:
-        for rep in reps:
-            for loss in losses:
-                for prompt in cfg.prompts:
-                    for seed in cfg.seeds:
-                        t = TrialConfig(prompt=prompt, loss=loss, representation=rep, prior=prior, seed=seed, budget=cfg.budget)
-                        spec = resolve(t, cfg.overrides)
-                        out.append((trial_id(spec), spec))
+    for group in [cfg] if isinstance(cfg, SweepConfig) else cfg:
+        losses = _expand(group.losses, registry.LOSSES)
+        reps = _expand(group.representations, registry.REPRESENTATIONS)
+        for prior in group.priors:
+            for rep in reps:
+                for loss in losses:
+                    for prompt in group.prompts:
+                        for seed in group.seeds:
+                            t = TrialConfig(prompt=prompt, loss=loss, representation=rep, prior=prior, seed=seed, budget=group.budget)
+                            spec = resolve(t, group.overrides)
+                            out.append((trial_id(spec), spec))
     ids = [i for i, _ in out]
     if len(set(ids)) != len(ids):
-        raise UserError("the grid has duplicate points (a loss or representation named twice, or an alias and its name)")
+        raise UserError("the grid has duplicate points (a loss or representation named twice, an alias and its name, or two groups overlapping)")
     return out
 
 
@@ -125,9 +231,12 @@ def trial_status(trial_dir: Path) -> str:
         return "missing"
 
 
-def _check_sweep_file(out: Path, cfg: SweepConfig) -> None:
+def _check_sweep_file(out: Path, cfg: SweepConfig | Sequence[SweepConfig]) -> None:
     path = out / SWEEP_FILE
-    record = {"sweep": cfgutil.to_dict(cfg)}
+    if isinstance(cfg, SweepConfig):
+        record = {"sweep": cfgutil.to_dict(cfg)}
+    else:
+        record = {"sweep": {"groups": [cfgutil.to_dict(g) for g in cfg]}}
     if path.is_file():
         old = json.loads(path.read_text()).get("sweep")
         if old != record["sweep"]:
@@ -246,7 +355,7 @@ class SweepSummary:
 
 
 def run_sweep(
-    cfg: SweepConfig,
+    cfg: SweepConfig | Sequence[SweepConfig],
     out: Path,
     workers: int | None = None,
     address: str | None = None,
@@ -330,7 +439,7 @@ def _run_on_ray(todo: list[tuple[str, Any]], out: Path, workers: int | None, add
         tuner = tune.Tuner(
             tune.with_resources(trainable, per_trial),
             param_space=param_space,
-            tune_config=tune.TuneConfig(max_concurrent_trials=workers, trial_dirname_creator=lambda t: t.trial_id),
+            tune_config=tune.TuneConfig(max_concurrent_trials=workers, trial_dirname_creator=lambda t: t.trial_id, reuse_actors=True),
             run_config=tune.RunConfig(
                 name="tune",
                 storage_path=str(out / "ray"),

@@ -416,6 +416,7 @@ def run_trial(
     :class:`TrialFailed`.
     """
     out_dir = check_writable(out_dir)
+    started_at = time.time()
     t = spec.trial
     result: dict[str, Any] = {
         "prompt": t.prompt,
@@ -458,6 +459,7 @@ def run_trial(
         metrics, warnings = evaluate(state.spec, state.prior, state.representation, out_dir)
         _export(state, out_dir)
         result["cost"]["eval_seconds"] = round(time.perf_counter() - eval_start, 3)
+        result["cost"]["started_at"], result["cost"]["finished_at"] = round(started_at, 3), round(time.time(), 3)  # unix time
         result["metrics"] = metrics
         if warnings:
             result["warnings"] = warnings

@@ -9,6 +9,18 @@ For a prompt ``a {colour} {shape}`` and ``views`` random cameras (drawn from the
   alpha > 0.5 as silhouette at the random views; a 2D image (the same picture from every camera) is
   compared with the object's front view (the first evaluation camera), its silhouette being the
   pixels that differ from the white background by more than ``background_threshold``.
+
+Appearance, for the over-saturation / over-smoothing claims (same views and true renders):
+
+* ``toy_saturation_error``: mean HSV saturation of the render minus that of the true object, over
+  the true silhouette (signed: > 0 is more saturated than the truth);
+* ``toy_hue_error``: mean circular hue distance in degrees over the true silhouette, on pixels whose
+  rendered saturation is at least ``min_saturation`` (hue is undefined for greys);
+* ``toy_background_error``: mean |RGB − white| over the pixels outside the true silhouette
+  (dilated by one pixel): floaters, fog and tinted backgrounds;
+* ``toy_view_consistency`` (3D only): share of the evaluation orbit's views (azimuths around the
+  object) whose evaluator read-out, shape and colour, equals the most common read-out — 1 when every
+  side shows the same object, lower for Janus-like or view-dependent results.
 """
 
 from __future__ import annotations
@@ -32,6 +44,8 @@ class ToyGroundTruth(Metric):
         """Where the views are drawn from."""
         background_threshold: float = 0.15
         """2D images: a pixel is foreground when some channel differs from white by more than this."""
+        min_saturation: float = 0.1
+        """Hue error only counts rendered pixels at least this saturated."""
 
     def applies(self, ctx: EvalContext) -> str | None:
         from sdbench.evaluation.toy import EVALUATOR_DIR
@@ -77,4 +91,49 @@ class ToyGroundTruth(Metric):
         metrics["toy_iou"] = ((mask & true_mask).sum() / union).item()
         inside = true_mask.expand_as(true_rgb)
         metrics["toy_colour_error"] = (rgb - true_rgb).abs()[inside].mean().item() if inside.any() else float("nan")
+        metrics.update(appearance(rgb, true_rgb, true_mask, self.cfg.min_saturation))
+        if ctx.representation.is_3d:
+            orbit = classify(ctx.views.rgb.float().cpu(), load_evaluator("cpu"))
+            metrics["toy_view_consistency"] = view_consistency(orbit.shape, orbit.colour)
         return metrics
+
+
+def rgb_to_hsv(rgb: torch.Tensor) -> torch.Tensor:
+    """``[..., 3, H, W]`` RGB in [0, 1] → HSV with hue in degrees [0, 360), saturation and value in [0, 1]."""
+    r, g, b = rgb.clamp(0, 1).unbind(-3)
+    v, _ = rgb.clamp(0, 1).max(-3)
+    c = v - rgb.clamp(0, 1).min(-3).values
+    s = torch.where(v > 0, c / v.clamp(min=1e-12), torch.zeros_like(v))
+    safe = c.clamp(min=1e-12)
+    h = torch.where(v == r, ((g - b) / safe) % 6, torch.where(v == g, (b - r) / safe + 2, (r - g) / safe + 4))
+    h = torch.where(c > 0, h * 60.0, torch.zeros_like(h)) % 360.0
+    return torch.stack([h, s, v], dim=-3)
+
+
+def appearance(rgb: torch.Tensor, true_rgb: torch.Tensor, true_mask: torch.Tensor, min_saturation: float = 0.1) -> dict[str, float]:
+    """Saturation and hue error inside the true silhouette and background error outside it.
+
+    Args:
+        rgb, true_rgb: ``[V, 3, H, W]`` in [0, 1]; true_mask: ``[V, 1, H, W]`` bool.
+    """
+    hsv, true_hsv = rgb_to_hsv(rgb), rgb_to_hsv(true_rgb)
+    inside = true_mask[:, 0]
+    out: dict[str, float] = {}
+    if inside.any():
+        out["toy_saturation_error"] = (hsv[:, 1] - true_hsv[:, 1])[inside].mean().item()
+        coloured = inside & (hsv[:, 1] >= min_saturation)
+        d = (hsv[:, 0] - true_hsv[:, 0]).abs()
+        d = torch.minimum(d, 360.0 - d)
+        out["toy_hue_error"] = d[coloured].mean().item() if coloured.any() else 180.0
+    else:
+        out["toy_saturation_error"] = out["toy_hue_error"] = float("nan")
+    near = torch.nn.functional.max_pool2d(true_mask.float(), 3, stride=1, padding=1) > 0
+    background = (~near).expand_as(rgb)
+    out["toy_background_error"] = (1.0 - rgb).abs()[background].mean().item() if background.any() else float("nan")
+    return out
+
+
+def view_consistency(shape: torch.Tensor, colour: torch.Tensor) -> float:
+    """Share of views whose (shape, colour) read-out equals the most common one. ``[V]`` class ids."""
+    pairs = shape.long() * 1000 + colour.long()
+    return (pairs == pairs.mode().values).float().mean().item()
