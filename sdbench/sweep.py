@@ -90,6 +90,7 @@ def load_definition(path: Path) -> list[SweepConfig]:
         raise UserError(f"sweep definition {path} does not exist") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"sweep definition {path} is not valid TOML: {str(e).splitlines()[0]}") from None
+    has_groups = "group" in data
     groups = data.pop("group", [{}])
     for key in ("name", "description"):
         data.pop(key, None)
@@ -99,7 +100,7 @@ def load_definition(path: Path) -> list[SweepConfig]:
     for n, group in enumerate(groups, 1):
         group = dict(group)
         group.pop("name", None)
-        where = f"{path} group {n}" if len(groups) > 1 or "group" in data else str(path)
+        where = f"{path} group {n}" if has_groups else str(path)
         for key in (*data, *group):
             if key not in DEFINITION_KEYS:
                 raise UserError(f"{where}: unknown key {key!r}; known keys: {', '.join(DEFINITION_KEYS)}")
