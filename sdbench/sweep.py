@@ -372,6 +372,13 @@ def run_sweep(
     if workers is not None and workers < 1:
         raise UserError(f"--workers must be at least 1, got {workers}")
     grid = plan(cfg)
+    if address is None:  # a local Ray: a prior that cannot be built here (missing weights) is bad input
+        checked = set()
+        for _, spec in grid:
+            key = (spec.prior_cls, json.dumps(cfgutil.to_dict(spec.prior), sort_keys=True))
+            if key not in checked:
+                checked.add(key)
+                spec.prior_cls.check_available(spec.prior)
     out = check_writable(out)
     _check_sweep_file(out, cfg)
     _end_stale_driver(out)

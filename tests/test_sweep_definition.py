@@ -117,6 +117,15 @@ def test_cli_errors_for_definitions_are_one_line(tmp_path):
     assert proc.returncode == 2 and "no grid point" in proc.stderr
 
 
+def test_a_sweep_on_missing_real_weights_is_refused_before_any_trial(tmp_path, monkeypatch):
+    monkeypatch.delenv("SDBENCH_SD21_PATH", raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    proc = run_cli("sweep", str(SWEEPS / "paper-dreammapping.toml"), "--out", str(tmp_path / "o"))
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "SDBENCH_SD21_PATH" in lines[0], proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
 def test_a_definition_with_groups_runs_resumes_and_renders_markdown(tmp_path, tiny_pixel_checkpoint):
     path = write(tmp_path, f'''
 prompts = ["a red cube"]

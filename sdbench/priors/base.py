@@ -62,6 +62,12 @@ class Prior(abc.ABC):
         """Raise :class:`~sdbench.errors.UserError` if the prior cannot take this prompt (checked
         before the prior is loaded, so a bad grid fails fast)."""
 
+    @classmethod
+    def check_available(cls, cfg: Any) -> None:
+        """Raise :class:`~sdbench.errors.UserError` if the prior cannot be built on this machine with
+        ``cfg`` (e.g. its weights are missing); cheap, loads nothing. A sweep on a local Ray checks
+        this before it starts any trial."""
+
     # ------------------------------------------------------------- networks
     @abc.abstractmethod
     def unet_forward(

@@ -44,6 +44,16 @@ class SD21Prior(DiffusersPrior):
         """Run a full-size UNet on a CPU anyway (about a minute per UNet call: hours per trial)."""
 
     def __init__(self, cfg: SD21Prior.Config = Config()):
+        super().__init__(replace(cfg, path=self.locate(cfg)))
+
+    @classmethod
+    def check_available(cls, cfg: SD21Prior.Config) -> None:
+        cls.locate(cfg)
+
+    @staticmethod
+    def locate(cfg: SD21Prior.Config) -> str:
+        """The checkpoint folder to load; ``UserError`` when there is none, or when a full-size UNet
+        would run on a CPU without ``allow_cpu``."""
         path = cfg.path or find_weights()
         if not path:
             raise UserError(
@@ -57,7 +67,7 @@ class SD21Prior(DiffusersPrior):
                 "Stable Diffusion 2.1 on a CPU takes about a minute per UNet call (hours per trial); run on a CUDA machine, "
                 "use --prior toy here, or --set prior.allow_cpu=true to insist"
             )
-        super().__init__(replace(cfg, path=path))
+        return path
 
 
 def _full_size(path: Path) -> bool:
