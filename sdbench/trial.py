@@ -113,18 +113,24 @@ def resolve_prior(name: str) -> tuple[type, Any]:
 def resolve(trial: TrialConfig, overrides: list[str] | tuple[str, ...] = ()) -> TrialSpec:
     """Validate a trial, look up its plugins and apply ``--set KEY=VALUE`` overrides.
 
-    Keys start with ``trial.``, ``loss.``, ``rep.``/``representation.`` or ``prior.``.
+    Keys start with ``trial.``, ``loss.``, ``rep.``/``representation.`` or ``prior.``. A loss or
+    representation key may be scoped to one plugin, ``loss@ism.anneal_steps=45`` or
+    ``rep@gaussians.lr_sh0=0.03``: it applies only to trials of that plugin (and is checked against
+    that plugin's config in every case), so one sweep can carry per-plugin settings.
     """
     parsed = []
     for item in overrides:
         key, sep, value = item.partition("=")
         section, dot, rest = key.strip().partition(".")
+        section, _, only = section.partition("@")
         if not sep or not dot or not rest:
             raise UserError(f"bad --set {item!r}; use SECTION.KEY=VALUE with SECTION one of trial, loss, rep, prior")
         if section not in SECTIONS:
             raise UserError(f"bad --set {item!r}: unknown section {section!r}; use trial, loss, rep or prior")
-        parsed.append((SECTIONS[section], rest, value))
-    for section, key, value in parsed:
+        if only and SECTIONS[section] not in ("loss", "representation"):
+            raise UserError(f"bad --set {item!r}: only loss and rep keys can be scoped to a plugin (loss@NAME., rep@NAME.)")
+        parsed.append((SECTIONS[section], rest, value, only))
+    for section, key, value, _ in parsed:
         if section == "trial":
             trial = cfgutil.override(trial, key, value, "trial")
     if not trial.prompt or not trial.prompt.strip():
@@ -141,9 +147,15 @@ def resolve(trial: TrialConfig, overrides: list[str] | tuple[str, ...] = ()) -> 
         trial, loss=registry.LOSSES.canonical(trial.loss), representation=registry.REPRESENTATIONS.canonical(trial.representation)
     )
     configs = {"loss": loss_cls.Config(), "representation": rep_cls.Config(), "prior": prior_cfg}
-    for section, key, value in parsed:
-        if section != "trial":
-            configs[section] = cfgutil.override(configs[section], key, value, section)
+    names = {"loss": trial.loss, "representation": trial.representation}
+    regs = {"loss": registry.LOSSES, "representation": registry.REPRESENTATIONS}
+    for section, key, value, only in parsed:
+        if section == "trial":
+            continue
+        if only and regs[section].canonical(only) != names[section]:  # unknown names raise here
+            cfgutil.override(regs[section].get(only).Config(), key, value, f"{section}@{only}")  # validated, not applied
+            continue
+        configs[section] = cfgutil.override(configs[section], key, value, section)
     return TrialSpec(trial, loss_cls, configs["loss"], rep_cls, configs["representation"], prior_cls, configs["prior"])
 
 

@@ -63,6 +63,23 @@ def test_overrides_reach_the_plugin_configs(tiny_pixel_checkpoint):
         spec(tiny_pixel_checkpoint, overrides=("los.cfg_scale=1",))
 
 
+def test_scoped_overrides_apply_to_their_plugin_only_and_are_always_validated(tiny_pixel_checkpoint):
+    scoped = ("loss@sds.cfg_scale=7.5", "loss@ism.anneal_steps=45", "rep@2d.lr=0.05", "rep@gaussians.lr_sh0=0.03")
+    s = spec(tiny_pixel_checkpoint, overrides=scoped)  # an SDS trial on the image
+    assert s.loss.cfg_scale == 7.5 and s.representation.lr == 0.05
+    from sdbench.trial import TrialConfig, resolve
+
+    ism = resolve(TrialConfig(prompt="a red cube", loss="ism", representation="gaussians", prior=str(tiny_pixel_checkpoint)), scoped)
+    assert ism.loss.anneal_steps == 45 and ism.representation.lr_sh0 == 0.03
+    for bad, fragment in [
+        ("loss@ism.anneal_step=45", "unknown config key loss@ism.anneal_step"),  # checked though the trial is SDS
+        ("loss@isn.anneal_steps=45", "unknown loss 'isn'"),
+        ("trial@x.seed=1", "only loss and rep keys can be scoped"),
+    ]:
+        with pytest.raises(UserError, match=fragment):
+            spec(tiny_pixel_checkpoint, overrides=(bad,))
+
+
 def test_a_nan_trial_is_recorded_as_failed_with_one_line(tiny_pixel_checkpoint, tmp_path, monkeypatch):
     from sdbench import registry
 
