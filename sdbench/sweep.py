@@ -104,7 +104,8 @@ def load_definition(path: Path) -> list[SweepConfig]:
         for key in (*data, *group):
             if key not in DEFINITION_KEYS:
                 raise UserError(f"{where}: unknown key {key!r}; known keys: {', '.join(DEFINITION_KEYS)}")
-        merged = {**data, **group, "set": [*data.get("set", []), *group.get("set", [])]}
+        listed = [v for d in (data, group) for v in ([d["set"]] if isinstance(d.get("set"), str) else d.get("set", []))]
+        merged = {**data, **group, "set": listed}
         out.append(_group_config(merged, path, where))
     return out
 
