@@ -1,60 +1,65 @@
-"""Real-scale cost on a GPU (issue: real scale): every loss, 3DGS, the SD 2.1 base architecture at 512×512.
+"""Real-scale cost on a GPU: every loss on the SD 2.1 base architecture at 512×512, then 3DGS end to end.
 
-For each loss: ``steps`` optimisation steps (DreamMapping's set-up: 4 views of 512×512 per step,
-3D Gaussians initialised with 50k points, fp16 prior) on the SD 2.1 base UNet and VAE architectures
-with random weights (no weights can be downloaded; cost does not depend on the weights' values),
-wall seconds with CUDA synchronised, NFE, peak CUDA memory, and the time extrapolated to 5000 steps
-next to the paper's ~15 min per asset on one A100. Writes ``benchmarks/results/gpu.json`` with the
-device name. Without CUDA it prints why and writes nothing.
+DreamMapping's set-up: 4 views of 512×512 per step, fp16 prior, 3D Gaussians from 50k points. The
+SD 2.1 base UNet and VAE architectures carry random weights (no weights can be downloaded; the cost
+of a step does not depend on the weights' values).
 
-``python -m benchmarks.gpu`` (or ``python -m benchmarks.run gpu``); ``main(steps=..., latent=...,
-device="cpu")`` runs the same code at a toy size (used by a test).
+Part 1, ``losses_image``: what the losses differ in. Every loss drives the 2D image representation
+(4 × 512² images, nothing to render), interleaved over rounds after a warm-up step; median seconds
+per step with CUDA synchronised, NFE per step, peak CUDA memory, time relative to SDS.
+
+Part 2, ``gaussians``: end to end with gsplat's CUDA rasteriser for the losses named (SDS and VDM by
+default): median seconds per step after warm-up, peak memory, and the time extrapolated to 5000
+steps next to the paper's ~15 min per asset on one A100.
+
+Writes ``benchmarks/results/gpu.json`` (with the device name) after each part. Without CUDA it
+prints why and writes nothing. ``python -m benchmarks.gpu [--steps N --rounds R --gaussian-steps N]``;
+``main(..., device="cpu")`` runs the same code at a toy size (used by a test).
 """
 
 from __future__ import annotations
 
-import time
+import argparse
 
 import torch
 
 from benchmarks.common import save
-from benchmarks.losses import LOSSES, sd21_like_prior
+from benchmarks.losses import _steps, measure_all, relative, sd21_like_prior
+from sdbench.hardware import PeakMemory
 
 PAPER_MINUTES_5000_STEPS_A100 = 15.0
 
 
-def run_loss(prior, loss: str, steps: int, resolution: int, batch: int, points: int) -> dict:
+def run_gaussians(prior, loss: str, steps: int, resolution: int, batch: int, points: int, warmup: int = 2) -> dict:
+    """Median seconds per step of ``loss`` on 3DGS (after ``warmup`` steps), NFE per step, peak memory."""
     from sdbench import trial
     from sdbench.budget import Budget
 
     spec = trial.resolve(
-        trial.TrialConfig(prompt="a red cube", loss=loss, representation="gaussians", budget=Budget("steps", steps), batch_size=batch, resolution=resolution),
-        [f"rep.num_points={points}", f"rep.max_points={max(points * 4, 6144)}", "rep.densify_until=3000"],
+        trial.TrialConfig(prompt="a red cube", loss=loss, representation="gaussians", budget=Budget("steps", 10**6), batch_size=batch, resolution=resolution),
+        [f"rep.num_points={points}", f"rep.max_points={max(points * 4, 6144)}"],
     )
     state = trial.build(spec, prior)
-    device = prior.device
-    cuda = device.type == "cuda"
-    if cuda:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    trial.optimise(state, progress=False)
-    if cuda:
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    out = {
-        "steps": steps,
-        "seconds": round(seconds, 2),
-        "seconds_per_step": round(seconds / steps, 4),
-        "nfe_per_step": round(state.nfe / steps, 2),
-        "extrapolated_5000_steps_minutes": round(seconds / steps * 5000 / 60, 1),
+    _steps(state, warmup)
+    memory = PeakMemory(prior.device)
+    memory.start()
+    marks = _steps(state, steps)
+    times = sorted(b[0] - a[0] for a, b in zip(marks, marks[1:]))
+    per_step = times[len(times) // 2]
+    return {
+        "steps_measured": len(times),
+        "seconds_per_step": round(per_step, 4),
+        "nfe_per_step": round((marks[-1][1] - marks[0][1]) / len(times), 2),
+        "peak_memory_mb": round(memory.peak_mb(), 1),
+        "gaussians_at_end": int(state.representation.num_points),
+        "extrapolated_5000_steps_minutes": round(per_step * 5000 / 60, 1),
     }
-    if cuda:
-        out["peak_cuda_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    return out
 
 
-def main(steps: int = 200, latent: int = 64, device: str = "cuda", batch: int = 4, points: int = 50_000) -> dict | None:
+def main(
+    steps: int = 5, rounds: int = 3, latent: int = 64, device: str = "cuda", batch: int = 4, points: int = 50_000,
+    gaussian_steps: int = 20, gaussian_losses: tuple[str, ...] = ("sds", "vdm"),
+) -> dict | None:
     if device == "cuda" and not torch.cuda.is_available():
         print("gpu benchmark: no CUDA device here; nothing measured (benchmarks/results/gpu.json untouched)")
         return None
@@ -63,21 +68,36 @@ def main(steps: int = 200, latent: int = 64, device: str = "cuda", batch: int = 
     prior = sd21_like_prior(latent=latent, cfg=DiffusersPrior.Config(device=device))
     resolution = latent * 8
     results: dict = {
-        "setup": f"SD 2.1 base architecture (random weights, {prior.dtype}), {resolution}x{resolution} renders, "
-        f"{batch} views per step, 3DGS from {points} points",
+        "setup": f"SD 2.1 base architecture (random weights, {prior.dtype}), {resolution}x{resolution} renders, {batch} views per step",
+        "method": "median seconds per step, CUDA synchronised at every step, after a warm-up",
         "paper_minutes_5000_steps_a100": PAPER_MINUTES_5000_STEPS_A100,
-        "losses": {},
     }
-    for loss in LOSSES:
-        results["losses"][loss] = run_loss(prior, loss, steps, resolution, batch, points)
-        print(loss, results["losses"][loss], flush=True)
-    base = results["losses"]["sds"]["seconds_per_step"]
-    for row in results["losses"].values():
-        row["time_vs_sds"] = round(row["seconds_per_step"] / base, 3)
+    results["losses_image"] = measure_all(prior, steps=steps, rounds=rounds, resolution=resolution, batch=batch)
+    relative(results["losses_image"])
+    print("losses_image", results["losses_image"], flush=True)
+    if device == "cuda":
+        save("gpu", results, device="cuda")
+    results["gaussians"] = {"points": points}
+    for loss in gaussian_losses:
+        results["gaussians"][loss] = run_gaussians(prior, loss, gaussian_steps, resolution, batch, points)
+        print("gaussians", loss, results["gaussians"][loss], flush=True)
+        if device == "cuda":
+            save("gpu", results, device="cuda")
+    if "sds" in results["gaussians"]:
+        base = results["gaussians"]["sds"]["seconds_per_step"]
+        for loss in gaussian_losses:
+            results["gaussians"][loss]["time_vs_sds"] = round(results["gaussians"][loss]["seconds_per_step"] / base, 3)
     if device == "cuda":
         save("gpu", results, device="cuda")
     return results
 
 
 if __name__ == "__main__":
-    main()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=5, help="steps per round and loss (part 1)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--gaussian-steps", type=int, default=20)
+    ap.add_argument("--gaussian-losses", default="sds,vdm")
+    ap.add_argument("--points", type=int, default=50_000)
+    a = ap.parse_args()
+    main(steps=a.steps, rounds=a.rounds, gaussian_steps=a.gaussian_steps, gaussian_losses=tuple(a.gaussian_losses.split(",")), points=a.points)

@@ -60,7 +60,11 @@ def _steps(state, n: int) -> list[tuple[float, int]]:
 
     marks: list[tuple[float, int]] = [(time.perf_counter(), state.nfe)]
 
+    cuda = state.prior.device.type == "cuda"
+
     def on_step(s):
+        if cuda:
+            torch.cuda.synchronize()  # device work is asynchronous: a step ends when its kernels do
         marks.append((time.perf_counter(), s.nfe))
         if len(marks) > n:
             raise _Stop
@@ -72,28 +76,28 @@ def _steps(state, n: int) -> list[tuple[float, int]]:
     return marks
 
 
-def measure_all(prior, steps: int, rounds: int, resolution: int) -> dict[str, dict]:
+def measure_all(prior, steps: int, rounds: int, resolution: int, batch: int = 1, losses=LOSSES) -> dict[str, dict]:
     """Per-step time of every loss, interleaved over ``rounds`` rounds (so that drifts of the machine
     affect all losses alike); NFE per step; peak memory of a separate pass per loss."""
     from sdbench import trial
     from sdbench.budget import Budget
 
     states = {}
-    for name in LOSSES:
+    for name in losses:
         spec = trial.resolve(
-            trial.TrialConfig(prompt="a red cube", loss=name, representation="image", budget=Budget("steps", 10**6), resolution=resolution), []
+            trial.TrialConfig(prompt="a red cube", loss=name, representation="image", budget=Budget("steps", 10**6), resolution=resolution, batch_size=batch), []
         )
         states[name] = trial.build(spec, prior)
         _steps(states[name], 1)  # warm-up (first-call allocations, caches)
-    times: dict[str, list[float]] = {n: [] for n in LOSSES}
-    nfe: dict[str, list[int]] = {n: [] for n in LOSSES}
+    times: dict[str, list[float]] = {n: [] for n in losses}
+    nfe: dict[str, list[int]] = {n: [] for n in losses}
     for _ in range(rounds):
-        for name in LOSSES:
+        for name in losses:
             marks = _steps(states[name], steps)
             times[name] += [b[0] - a[0] for a, b in zip(marks, marks[1:])]
             nfe[name] += [b[1] - a[1] for a, b in zip(marks, marks[1:])]
     out = {}
-    for name in LOSSES:
+    for name in losses:
         memory = PeakMemory(prior.device)
         memory.start()
         _steps(states[name], 2)
