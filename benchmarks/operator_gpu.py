@@ -80,6 +80,18 @@ def main() -> dict | None:
         results["ms_per_step"][name] = _median_ms(fn)
         print(f"{name:55s} {results['ms_per_step'][name]:8.3f} ms", flush=True)
     torch.backends.cudnn.benchmark = False
+    # the shipped code: VDM's update-and-map, eagerly and replayed from a CUDA graph (its default on CUDA)
+    from types import SimpleNamespace
+
+    from sdbench.losses.vdm import VDM
+
+    stand_in = SimpleNamespace(latent_shape=(4, 64, 64), device=torch.device("cuda"))
+    for graph in (False, True):
+        torch.manual_seed(0)
+        loss = VDM(VDM.Config(cuda_graph=graph), stand_in)
+        name = f"VDM.update_and_map, cuda_graph={graph}"
+        results["ms_per_step"][name] = _median_ms(lambda: loss._update_and_map(eps, noise)[1].item())
+        print(f"{name:55s} {results['ms_per_step'][name]:8.3f} ms", flush=True)
     # the reference: SD 2.1's UNet, CFG on 4 views (batch 8, fp16), forward only, as in SDS
     from benchmarks.losses import sd21_like_prior
     from sdbench.priors.diffusers_prior import DiffusersPrior

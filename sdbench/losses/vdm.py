@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from sdbench.cameras import Cameras
 from sdbench.losses.base import Loss, LossOutput
 from sdbench.losses.common import Weighting, grad_logs, noise_images, prepare_grad, surrogate_loss, weight
+from sdbench.losses.graphs import CapturedStep
 from sdbench.losses.ulite import ULite, levels_for
 from sdbench.priors.base import TextConditioning
 
@@ -86,6 +87,9 @@ class VDM(Loss):
         """U-Lite levels; 0 picks the most that keep a 2×2 bottleneck (5 at SD's 64×64)."""
         operator_steps: int = 1
         """ψ updates per step (Algorithm 1: one)."""
+        cuda_graph: bool = True
+        """On CUDA, replay the ψ update and the mapping from a CUDA graph (same arithmetic, fewer
+        kernel launches: see ``sdbench/losses/graphs.py``); no effect on the CPU."""
         t_range: tuple[float, float] = (0.0, 0.999)
         """t ~ U{0, …, 999}."""
         weighting: Weighting = "sds"
@@ -100,20 +104,40 @@ class VDM(Loss):
             net = ULite(shape[0], shape[0], levels=cfg.operator_levels or levels_for(shape[1]))
             self.operator = net if cfg.operator == "ulite" else NoisyOperator(net, shape)
         self.operator.to(prior.device)
-        self._optimizer = torch.optim.Adam(self.operator.parameters(), lr=cfg.operator_lr)
+        graphed = cfg.cuda_graph and torch.device(prior.device).type == "cuda"
+        self._optimizer = torch.optim.Adam(self.operator.parameters(), lr=cfg.operator_lr, capturable=graphed)
+        self._update_and_map = CapturedStep(self.update_and_map) if graphed else self.update_and_map
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"operator": self._optimizer}
 
-    def operator_step(self, eps_phi: Tensor, noise: Tensor) -> float:
-        """One Adam step on L_op(ψ) = mean ‖M_ψ(sg[ε_φ]) − ε‖²; returns the loss before the step."""
+    def load_checkpoint_state(self, state) -> None:
+        super().load_checkpoint_state(state)
+        if isinstance(self._update_and_map, CapturedStep):
+            self._update_and_map.reset()  # the optimiser's state tensors were replaced
+
+    def _operator_update(self, eps_phi: Tensor, noise: Tensor) -> Tensor:
+        """One Adam step on L_op(ψ) = mean ‖M_ψ(sg[ε_φ]) − ε‖²; the loss before the step (detached)."""
         self.operator.train()
         with torch.enable_grad():
             loss = (self.operator(eps_phi.detach()) - noise).pow(2).mean()
             self._optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self._optimizer.step()
-        return loss.item()
+        return loss.detach()
+
+    def operator_step(self, eps_phi: Tensor, noise: Tensor) -> float:
+        """One ψ update (eagerly); returns L_op before the step."""
+        return self._operator_update(eps_phi, noise).item()
+
+    def update_and_map(self, eps_phi: Tensor, noise: Tensor) -> tuple[Tensor, Tensor]:
+        """Algorithm 1's ψ update(s), then M_ψ(ε_φ) with the updated ψ: ``(mapped, L_op)``."""
+        op_loss = torch.full((), float("nan"), device=eps_phi.device)
+        for _ in range(self.cfg.operator_steps):
+            op_loss = self._operator_update(eps_phi, noise)
+        with torch.no_grad():
+            mapped = self.operator(eps_phi)
+        return mapped, op_loss
 
     def forward(
         self, images: Tensor, text: TextConditioning, cameras: Cameras, step: int, *, t: Tensor | None = None, noise: Tensor | None = None
@@ -125,14 +149,10 @@ class VDM(Loss):
             (eps_phi,) = self.prior.predict_noise(n.x_t, n.t, [text.cond(cameras)])
         else:
             eps_phi, _, _ = self.prior.predict_cfg(n.x_t, n.t, text.cond(cameras), text.uncond(B), cfg.cfg_scale)
-        op_loss = float("nan")
-        for _ in range(cfg.operator_steps):  # ψ first (Algorithm 1)
-            op_loss = self.operator_step(eps_phi, n.noise)
-        with torch.no_grad():
-            mapped = self.operator(eps_phi)
+        mapped, op_loss = self._update_and_map(eps_phi, n.noise)  # ψ first (Algorithm 1)
         lam = dca_lambda(self.prior.alphas_cumprod, n.t, cfg.dca_cutoff if cfg.dca else None)
         g = prepare_grad(weight(cfg.weighting, self.prior.alphas_cumprod, n.t) * (eps_phi - lam * mapped), cfg.grad_clip)
-        logs = {**grad_logs(g, n.t), "lambda_t": lam.mean().item(), "operator_loss": op_loss}
+        logs = {**grad_logs(g, n.t), "lambda_t": lam.mean().item(), "operator_loss": op_loss.item()}
         return LossOutput(surrogate_loss(n.z, g), logs)
 
 
