@@ -97,29 +97,54 @@ def test_operator_size_and_checkpoint_round_trip():
     assert other._optimizer.state_dict()["state"].keys() == loss._optimizer.state_dict()["state"].keys()
 
 
+@pytest.fixture
+def deterministic_cudnn():
+    """Deterministic cuDNN algorithms in full fp32: the depth-wise convolutions' weight gradients
+    otherwise accumulate in a run-dependent order (and in TF32), and Adam's first steps, ≈ lr·sign(g),
+    turn those rounding differences into lr-sized ones for near-zero gradients: two eager runs
+    would then disagree as much as eager and graphed do (seen on the device: 1.4e-3 after 3 steps)."""
+    flags = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32 = True, False, False
+    yield
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32 = flags
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need CUDA")
-def test_cuda_graph_replay_matches_eager_updates():
+def test_cuda_graph_replay_matches_eager_updates(deterministic_cudnn):
     """The graphed ψ update (VDM's default on CUDA) computes what the eager one does, step by step,
-    including after the warm-up calls, the capture, and a change of batch size (re-capture). cuDNN may
-    pick other convolution algorithms (TF32 by default) inside the graph, so agreement is to rounding:
-    ‖graphed − eager‖ / ‖eager‖ under 1e-3 (first device run: max abs. difference 2.7e-4)."""
+    through the warm-up calls, the capture, the replays, and a change of batch size (re-capture).
+    Before each step the graphed copy is set (in place, as the graph reads it) to the eager one's
+    parameters, buffers and Adam state, so each comparison is of one step, not of two trajectories."""
     from types import SimpleNamespace
 
     stand_in = SimpleNamespace(latent_shape=(4, 32, 32), device=torch.device("cuda"))
     torch.manual_seed(0)
     eager = VDM(VDM.Config(cuda_graph=False), stand_in)
     graphed = VDM(VDM.Config(cuda_graph=True), stand_in)
-    graphed.operator.load_state_dict(eager.operator.state_dict())
-    for step in range(9):
-        B = 2 if step < 6 else 3
+    errors = []
+    for step in range(12):
+        sync_(graphed, eager)
+        B = 2 if step < 6 else 3  # warm-up 0–2, capture 3, replay 4–5; again 6–8, capture 9, replay 10–11
         e, n = torch.randn(B, 4, 32, 32, device="cuda"), torch.randn(B, 4, 32, 32, device="cuda")
         m_e, l_e = eager._update_and_map(e, n)
         m_g, l_g = graphed._update_and_map(e, n)
-        assert torch.isfinite(m_g).all() and rel_err(l_g, l_e) < 1e-3 and rel_err(m_g, m_e) < 1e-3, step
-    assert graphed._update_and_map.captured
-    for p, q in zip(graphed.operator.parameters(), eager.operator.parameters()):
-        assert rel_err(p, q) < 1e-3
+        assert torch.isfinite(m_g).all()
+        errors.append((step, graphed._update_and_map.captured, rel_err(l_g, l_e), rel_err(m_g, m_e)))
+    print(errors)
+    assert [c for _, c, _, _ in errors] == [False] * 3 + [True] * 3 + [False] * 3 + [True] * 3
+    assert all(el < 1e-4 and em < 5e-4 for _, _, el, em in errors), errors
+
+
+def sync_(dst: VDM, src: VDM) -> None:
+    with torch.no_grad():
+        for p, q in zip(dst.operator.parameters(), src.operator.parameters()):
+            p.copy_(q)
+        for p, q in zip(dst.operator.buffers(), src.operator.buffers()):
+            p.copy_(q)
+        for p, q in zip(dst.operator.parameters(), src.operator.parameters()):
+            for key, value in src._optimizer.state.get(q, {}).items():
+                dst._optimizer.state[p][key].copy_(value)
 
 
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
