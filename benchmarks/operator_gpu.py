@@ -58,7 +58,7 @@ def main() -> dict | None:
     base = ULite(4, 4, levels=5).cuda()
     eps, noise = torch.randn(4, 4, 64, 64, device="cuda"), torch.randn(4, 4, 64, 64, device="cuda")
     variants = {
-        "as_shipped (fp32, Adam foreach, .item())": dict(),
+        "eager ψ update + map (fp32, Adam foreach, .item())": dict(),
         "no .item() sync": dict(sync_item=False),
         "cudnn.benchmark": dict(benchmark=True),
         "fused Adam": dict(fused=True),
