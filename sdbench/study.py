@@ -129,16 +129,20 @@ def markdown(results: Sequence[Result], image_dir: Path, image_prefix: str) -> s
                 parts.append(f"Paired difference to SDS ({rep}, same prompt and seed):\n\n" + _table(["loss", *(f"Δ {labels[c]}" for c in paired)], prow) + "\n")
         if filled and budget.startswith("nfe:"):
             parts.append("† the equal-steps trials: they used exactly this many prior evaluations.\n")
-    ablation = [(k, rs) for k, rs in groups.items() if k[3] in ABLATIONS and k[3] != "sds" and k[1].startswith("steps")]
-    if len({k[3] for k, _ in ablation}) > 1:
+    ablation = [(k, rs) for k, rs in groups.items() if k[3] in ABLATIONS and k[3] not in ("sds", "vdm") and k[1].startswith("steps")]
+    if ablation:
         parts.append("\n### DreamMapping ablations (equal steps)\n")
         rows = []
         for prior, budget, rep in sorted({k[:3] for k, _ in ablation}):
+            ref = groups.get((prior, budget, rep, "vdm"))
             for loss in ABLATIONS:
                 rs = groups.get((prior, budget, rep, loss))
                 if rs:
-                    rows.append([rep, ABLATION_LABEL[loss], str(len(rs))] + [cell([value(r, c) for r in rs]) for c in ("toy_saturation_error", "toy_colour_error", "toy_hue_error", "toy_acc")])
-        parts.append(_table(["representation", "variant", "n", "sat. err (signed)", "colour err ↓", "hue err ° ↓", "acc ↑"], rows) + "\n")
+                    cells = [cell([value(r, c) for r in rs]) for c in ("toy_saturation_error", "toy_colour_error", "toy_hue_error", "toy_acc")]
+                    delta = _paired(rs, ref, "toy_saturation_error") if ref and loss != "vdm" else "—"
+                    rows.append([rep, ABLATION_LABEL[loss], str(len(rs)), *cells[:1], delta, *cells[1:]])
+        header = ["representation", "variant", "n", "sat. err (signed)", "Δ sat. err vs VDM (paired)", "colour err ↓", "hue err ° ↓", "acc ↑"]
+        parts.append(_table(header, rows) + "\n")
     parts.append("\n### What the results look like\n")
     parts.append(_grids(results, image_dir, image_prefix))
     return "\n".join(parts)

@@ -45,3 +45,6 @@ def test_markdown_has_budget_tables_ablations_and_marks_filled_rows(tmp_path):
     assert "| sds † | 2 |" in text and "| csd | 2 |" in text
     assert "| vdm | 0 | -0.3 |" in text  # paired Δ saturation vs SDS, identical in both seeds: no CI
     assert "VDM, no DCA" in text and "VDM, DCA cut-off 500" in text and "SDS (reference)" in text
+    # ablation rows carry the paired saturation difference to VDM (cut-off 300): 0.3 − 0.1, 0.0 − 0.1
+    assert "| image | VDM, no DCA | 2 | 0.3 | 0.2 |" in text and "| image | VDM, DCA cut-off 500 | 2 | 0 | -0.1 |" in text
+    assert "| image | SDS (reference) | 2 | 0.4 | 0.3 |" in text and "| image | VDM, DCA cut-off 300 (default) | 2 | 0.1 | — |" in text
