@@ -162,7 +162,9 @@ def override(cfg: C, key: str, value: Any, where: str = "") -> C:
         try:
             new = _coerce(tp, raw, f"{label}.{head}")
         except (ValueError, TypeError) as e:
-            raise UserError(f"bad value for {label}.{head}: {e}".replace(f"{label}.{head}: ", "")) from None
+            where, msg = f"{label}.{head}", str(e)
+            msg = msg.removeprefix(f"{where}: ")  # _coerce names the key itself; say it once
+            raise UserError(f"bad value for {where}: {msg}") from None
     return dataclasses.replace(cfg, **{head: new})
 
 

@@ -72,6 +72,12 @@ def test_override_rejects_bad_input_with_a_useful_message(key, value, fragment):
         cfgutil.override(Outer(), key, value)
 
 
+def test_bad_value_message_names_the_key_once():
+    with pytest.raises(UserError) as e:
+        cfgutil.override(Outer(), "flag", "maybe", "loss")
+    assert str(e.value) == "bad value for loss.flag: 'maybe' is not true/false"
+
+
 def test_from_dict_rejects_unknown_keys():
     with pytest.raises(UserError, match="unknown config key"):
         cfgutil.from_dict(Outer, {"scale": 1.0, "bogus": 2})
