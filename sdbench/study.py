@@ -9,7 +9,8 @@ tables are rebuilt. Contents:
 * an equal-NFE table fills in a loss that has no ``nfe:K`` trials from its equal-steps trials when
   every one of them used exactly K prior evaluations (marked †: the same trials, already at equal NFE);
 * paired differences against SDS (same prompt and seed), mean ± 95 % CI, for the headline metrics;
-* the DreamMapping ablation table (VDM variants and SDS) when the sweep has them;
+* the DreamMapping ablation table (VDM variants and SDS, with the paired saturation difference to
+  VDM's default) for each representation that has ablation trials;
 * image grids per representation: losses × prompts, first seed, first evaluation view.
 """
 
@@ -83,7 +84,7 @@ def fill_equal_nfe(groups: dict[tuple, list[dict]]) -> set[tuple]:
 
 
 def _loss_order(losses: set[str]) -> list[str]:
-    known = ["sds", "csd", "nfsd", "ism", "vsd", "vdm", "vdm_nodca", "vdm_cut100", "vdm_cut500", "vdm_linear", "vdm_noise"]
+    known = ["sds", "csd", "nfsd", "ism", "vsd", "vdm", *(a for a in ABLATIONS if a not in ("sds", "vdm"))]
     return [x for x in known if x in losses] + sorted(losses - set(known))
 
 

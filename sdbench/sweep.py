@@ -24,8 +24,8 @@ import os
 import re
 import signal
 import time
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
