@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: demo test test-slow bench study install clean-venv
+.PHONY: demo test lint test-slow bench study install clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,11 @@ DEMO_OUT ?= runs/demo
 demo: $(STAMP)
 	$(BIN)/sdbench sweep sweeps/demo-prompts.txt --loss sds,vdm --rep gaussians --steps 300 --out $(DEMO_OUT)
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
 	$(BIN)/python -m pytest -m "not slow" -q
 
 test-slow: $(STAMP)

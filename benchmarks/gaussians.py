@@ -38,7 +38,9 @@ def main() -> dict:
             results["render_forward_backward_seconds"][f"{n}_gaussians_{views}_views_32px"] = round(render_time(n, views), 4)
     prompt = "a red cube"
     with tempfile.TemporaryDirectory() as tmp:
-        spec = trial.resolve(trial.TrialConfig(prompt=prompt, loss="sds", representation="gaussians", budget=Budget("steps", 500)))
+        spec = trial.resolve(
+            trial.TrialConfig(prompt=prompt, loss="sds", representation="gaussians", budget=Budget("steps", 500))
+        )
         result = trial.run_trial(spec, Path(tmp) / "t", progress=False)
     results["sds_trial"] = {
         "prompt": prompt,

@@ -36,7 +36,14 @@ def run_gaussians(prior, loss: str, steps: int, resolution: int, batch: int, poi
     from sdbench.budget import Budget
 
     spec = trial.resolve(
-        trial.TrialConfig(prompt="a red cube", loss=loss, representation="gaussians", budget=Budget("steps", 10**6), batch_size=batch, resolution=resolution),
+        trial.TrialConfig(
+            prompt="a red cube",
+            loss=loss,
+            representation="gaussians",
+            budget=Budget("steps", 10**6),
+            batch_size=batch,
+            resolution=resolution,
+        ),
         [f"rep.num_points={points}", f"rep.max_points={max(points * 4, 6144)}"],
     )
     state = trial.build(spec, prior)
@@ -57,8 +64,14 @@ def run_gaussians(prior, loss: str, steps: int, resolution: int, batch: int, poi
 
 
 def main(
-    steps: int = 5, rounds: int = 3, latent: int = 64, device: str = "cuda", batch: int = 4, points: int = 50_000,
-    gaussian_steps: int = 20, gaussian_losses: tuple[str, ...] = ("sds", "vdm"),
+    steps: int = 5,
+    rounds: int = 3,
+    latent: int = 64,
+    device: str = "cuda",
+    batch: int = 4,
+    points: int = 50_000,
+    gaussian_steps: int = 20,
+    gaussian_losses: tuple[str, ...] = ("sds", "vdm"),
 ) -> dict | None:
     if device == "cuda" and not torch.cuda.is_available():
         print("gpu benchmark: no CUDA device here; nothing measured (benchmarks/results/gpu.json untouched)")
@@ -68,7 +81,9 @@ def main(
     prior = sd21_like_prior(latent=latent, cfg=DiffusersPrior.Config(device=device))
     resolution = latent * 8
     results: dict = {
-        "setup": f"SD 2.1 base architecture (random weights, {prior.dtype}), {resolution}x{resolution} renders, {batch} views per step",
+        "setup": (
+            f"SD 2.1 base architecture (random weights, {prior.dtype}), {resolution}x{resolution} renders, {batch} views per step"
+        ),
         "method": "median seconds per step, CUDA synchronised at every step, after a warm-up",
         "paper_minutes_5000_steps_a100": PAPER_MINUTES_5000_STEPS_A100,
     }
@@ -100,4 +115,10 @@ if __name__ == "__main__":
     ap.add_argument("--gaussian-losses", default="sds,vdm")
     ap.add_argument("--points", type=int, default=50_000)
     a = ap.parse_args()
-    main(steps=a.steps, rounds=a.rounds, gaussian_steps=a.gaussian_steps, gaussian_losses=tuple(a.gaussian_losses.split(",")), points=a.points)
+    main(
+        steps=a.steps,
+        rounds=a.rounds,
+        gaussian_steps=a.gaussian_steps,
+        gaussian_losses=tuple(a.gaussian_losses.split(",")),
+        points=a.points,
+    )

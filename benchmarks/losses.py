@@ -7,7 +7,8 @@
 
 For each loss: median seconds per optimisation step (render → loss → backward → optimiser step),
 measured in interleaved rounds after a warm-up step, NFE per view and step as counted by the prior,
-and the process's peak memory during two further steps. Writes ``benchmarks/results/losses.json``; the target is VDM ≤ 1.10× SDS on (b).
+and the process's peak memory during two further steps. Writes ``benchmarks/results/losses.json``;
+the target is VDM ≤ 1.10× SDS on (b).
 """
 
 from __future__ import annotations
@@ -33,19 +34,38 @@ def sd21_like_prior(latent: int = 16, cfg=None):
 
     torch.manual_seed(0)
     unet = UNet2DConditionModel(
-        sample_size=latent, in_channels=4, out_channels=4, layers_per_block=2,
+        sample_size=latent,
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=2,
         block_out_channels=(320, 640, 1280, 1280),
         down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=1024, attention_head_dim=(5, 10, 20, 20), use_linear_projection=True,
+        cross_attention_dim=1024,
+        attention_head_dim=(5, 10, 20, 20),
+        use_linear_projection=True,
     )
     vae = AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(128, 256, 512, 512), layers_per_block=2,
-        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, sample_size=latent * 8,
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        block_out_channels=(128, 256, 512, 512),
+        layers_per_block=2,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        sample_size=latent * 8,
     )
     tokenizer = toy_models.build_tokenizer()
-    text = CLIPTextModel(CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=1024, intermediate_size=1024, num_hidden_layers=1,
-                                        num_attention_heads=16, max_position_embeddings=toy_models.MAX_TOKENS))
+    text = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=1024,
+            intermediate_size=1024,
+            num_hidden_layers=1,
+            num_attention_heads=16,
+            max_position_embeddings=toy_models.MAX_TOKENS,
+        )
+    )
     sched = DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000)
     return DiffusersPrior.from_components(cfg, unet=unet, vae=vae, text_encoder=text, tokenizer=tokenizer, scheduler=sched)
 
@@ -85,7 +105,15 @@ def measure_all(prior, steps: int, rounds: int, resolution: int, batch: int = 1,
     states = {}
     for name in losses:
         spec = trial.resolve(
-            trial.TrialConfig(prompt="a red cube", loss=name, representation="image", budget=Budget("steps", 10**6), resolution=resolution, batch_size=batch), []
+            trial.TrialConfig(
+                prompt="a red cube",
+                loss=name,
+                representation="image",
+                budget=Budget("steps", 10**6),
+                resolution=resolution,
+                batch_size=batch,
+            ),
+            [],
         )
         states[name] = trial.build(spec, prior)
         _steps(states[name], 1)  # warm-up (first-call allocations, caches)

@@ -37,7 +37,11 @@ def main(steps: int = 500) -> dict:
     for loss in LOSSES:
         finals, start = [], time.time()
         for i, prompt in enumerate(PROMPTS):
-            spec = trial.resolve(trial.TrialConfig(prompt=prompt, loss=loss, representation="image", budget=Budget("steps", steps), seed=i, metrics=()))
+            spec = trial.resolve(
+                trial.TrialConfig(
+                    prompt=prompt, loss=loss, representation="image", budget=Budget("steps", steps), seed=i, metrics=()
+                )
+            )
             state = trial.build(spec, prior)
             trial.optimise(state, progress=False)
             finals.append(state.representation.image().detach()[0])
@@ -45,10 +49,16 @@ def main(steps: int = 500) -> dict:
         r = classify(finals, scorer)
         ok_s, ok_c = r.shape == shapes, r.colour == colours
         results["losses"][loss] = {
-            "shape": ok_s.float().mean().item(), "colour": ok_c.float().mean().item(), "both": (ok_s & ok_c).float().mean().item(),
-            "seconds": round(time.time() - start, 1), "predictions": [f"{c} {s}" for c, s in r.names()],
+            "shape": ok_s.float().mean().item(),
+            "colour": ok_c.float().mean().item(),
+            "both": (ok_s & ok_c).float().mean().item(),
+            "seconds": round(time.time() - start, 1),
+            "predictions": [f"{c} {s}" for c, s in r.names()],
         }
-        print(f"{loss}: {results['losses'][loss]['both']:.2f} of prompts right in {results['losses'][loss]['seconds']:.0f} s", flush=True)
+        print(
+            f"{loss}: {results['losses'][loss]['both']:.2f} of prompts right in {results['losses'][loss]['seconds']:.0f} s",
+            flush=True,
+        )
         rows.append(finals)
     save_grid(torch.cat(rows), DOCS / "losses_2d.png", nrow=len(PROMPTS), min_size=64)
     save("losses_2d", results)

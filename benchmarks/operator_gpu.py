@@ -67,7 +67,9 @@ def main() -> dict | None:
         "cudnn.benchmark + fused Adam": dict(benchmark=True, fused=True),
         "cudnn.benchmark + fused Adam + channels_last": dict(benchmark=True, fused=True, channels_last=True),
         "cudnn.benchmark + fused Adam + bf16": dict(benchmark=True, fused=True, autocast=True),
-        "cudnn.benchmark + fused Adam + bf16 + channels_last": dict(benchmark=True, fused=True, autocast=True, channels_last=True),
+        "cudnn.benchmark + fused Adam + bf16 + channels_last": dict(
+            benchmark=True, fused=True, autocast=True, channels_last=True
+        ),
     }
     results: dict = {"operator_parameters": sum(p.numel() for p in base.parameters()), "ms_per_step": {}}
     for name, v in variants.items():
@@ -76,7 +78,9 @@ def main() -> dict | None:
         if v.get("channels_last"):
             net = net.to(memory_format=torch.channels_last)
         opt = torch.optim.Adam(net.parameters(), lr=0.01, fused=v.get("fused", False) or None)
-        fn = operator_step_fn(net, opt, eps, noise, v.get("autocast", False), v.get("channels_last", False), v.get("sync_item", True))
+        fn = operator_step_fn(
+            net, opt, eps, noise, v.get("autocast", False), v.get("channels_last", False), v.get("sync_item", True)
+        )
         results["ms_per_step"][name] = _median_ms(fn)
         print(f"{name:55s} {results['ms_per_step'][name]:8.3f} ms", flush=True)
     torch.backends.cudnn.benchmark = False
@@ -90,7 +94,7 @@ def main() -> dict | None:
         torch.manual_seed(0)
         loss = VDM(VDM.Config(cuda_graph=graph), stand_in)
         name = f"VDM.update_and_map, cuda_graph={graph}"
-        results["ms_per_step"][name] = _median_ms(lambda: loss._update_and_map(eps, noise)[1].item())
+        results["ms_per_step"][name] = _median_ms(lambda loss=loss: loss._update_and_map(eps, noise)[1].item())
         print(f"{name:55s} {results['ms_per_step'][name]:8.3f} ms", flush=True)
     # the reference: SD 2.1's UNet, CFG on 4 views (batch 8, fp16), forward only, as in SDS
     from benchmarks.losses import sd21_like_prior
@@ -103,7 +107,9 @@ def main() -> dict | None:
     with torch.no_grad():
         for bench in (False, True):
             torch.backends.cudnn.benchmark = bench
-            results[f"unet_cfg_batch8_ms_cudnn_benchmark_{bench}"] = _median_ms(lambda: prior.predict_noise(x, t, [emb]), warmup=3, repeats=10)
+            results[f"unet_cfg_batch8_ms_cudnn_benchmark_{bench}"] = _median_ms(
+                lambda: prior.predict_noise(x, t, [emb]), warmup=3, repeats=10
+            )
             print("unet", bench, results[f"unet_cfg_batch8_ms_cudnn_benchmark_{bench}"], flush=True)
     save("operator_gpu", results, device="cuda")
     return results

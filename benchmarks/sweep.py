@@ -35,23 +35,45 @@ def main(steps: int = 200) -> dict:
 
     results: dict = {"trials": len(PROMPTS), "steps": steps, "cpus": os.cpu_count(), "runs": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, workers, overrides in (("1_worker_1_thread", 1, ("trial.threads=1",)), ("1_worker_2_threads", 1, ()), ("2_workers_1_thread", 2, ())):
-            cfg = SweepConfig(prompts=PROMPTS, losses=("sds",), representations=("gaussians",), budget=Budget("steps", steps), overrides=overrides)
+        for name, workers, overrides in (
+            ("1_worker_1_thread", 1, ("trial.threads=1",)),
+            ("1_worker_2_threads", 1, ()),
+            ("2_workers_1_thread", 2, ()),
+        ):
+            cfg = SweepConfig(
+                prompts=PROMPTS,
+                losses=("sds",),
+                representations=("gaussians",),
+                budget=Budget("steps", steps),
+                overrides=overrides,
+            )
             start = time.perf_counter()
             summary = run_sweep(cfg, Path(tmp) / name, workers=workers, wandb_mode="disabled", progress=False, fid=False)
             wall = time.perf_counter() - start
             assert summary.completed == len(PROMPTS)
             costs = [json.loads(p.read_text())["cost"] for p in (Path(tmp) / name / "trials").glob("*/result.json")]
             span = max(c["finished_at"] for c in costs) - min(c["started_at"] for c in costs)
-            results["runs"][name] = {"wall_seconds": round(wall, 1), "trial_span_seconds": round(span, 1), "fixed_seconds": round(wall - span, 1)}
+            results["runs"][name] = {
+                "wall_seconds": round(wall, 1),
+                "trial_span_seconds": round(span, 1),
+                "fixed_seconds": round(wall - span, 1),
+            }
         runs = results["runs"]
-        results["throughput_speedup_2_workers_vs_1_worker_same_threads"] = round(runs["1_worker_1_thread"]["trial_span_seconds"] / runs["2_workers_1_thread"]["trial_span_seconds"], 2)
-        results["throughput_speedup_2_workers_vs_1_worker_2_threads"] = round(runs["1_worker_2_threads"]["trial_span_seconds"] / runs["2_workers_1_thread"]["trial_span_seconds"], 2)
-        results["end_to_end_speedup_2_workers_vs_1_worker_2_threads"] = round(runs["1_worker_2_threads"]["wall_seconds"] / runs["2_workers_1_thread"]["wall_seconds"], 2)
+        results["throughput_speedup_2_workers_vs_1_worker_same_threads"] = round(
+            runs["1_worker_1_thread"]["trial_span_seconds"] / runs["2_workers_1_thread"]["trial_span_seconds"], 2
+        )
+        results["throughput_speedup_2_workers_vs_1_worker_2_threads"] = round(
+            runs["1_worker_2_threads"]["trial_span_seconds"] / runs["2_workers_1_thread"]["trial_span_seconds"], 2
+        )
+        results["end_to_end_speedup_2_workers_vs_1_worker_2_threads"] = round(
+            runs["1_worker_2_threads"]["wall_seconds"] / runs["2_workers_1_thread"]["wall_seconds"], 2
+        )
         # the same trial run directly in this process (prior load, optimisation, evaluation, files)
         threads = torch.get_num_threads()
         start = time.perf_counter()
-        spec = trial.resolve(trial.TrialConfig(prompt=PROMPTS[0], loss="sds", representation="gaussians", budget=Budget("steps", steps), threads=2))
+        spec = trial.resolve(
+            trial.TrialConfig(prompt=PROMPTS[0], loss="sds", representation="gaussians", budget=Budget("steps", steps), threads=2)
+        )
         trial.run_trial(spec, Path(tmp) / "direct", progress=False)
         direct = time.perf_counter() - start
         torch.set_num_threads(threads)

@@ -58,10 +58,21 @@ def main(sds_steps: int = 500) -> dict:
     prior = ToyPrior()
     start = time.time()
     sample_prompts = [p for p in prompts for _ in range(SAMPLES_PER_PROMPT)]
-    imgs = prior.sample(sample_prompts, num_steps=50, guidance_scale=7.5, scheduler="dpmsolver++", generator=torch.Generator().manual_seed(0), batch_size=60)
+    imgs = prior.sample(
+        sample_prompts,
+        num_steps=50,
+        guidance_scale=7.5,
+        scheduler="dpmsolver++",
+        generator=torch.Generator().manual_seed(0),
+        batch_size=60,
+    )
     shapes, colours = labels(sample_prompts)
     results["prior_samples"] = {
-        "n": len(imgs), "scheduler": "dpmsolver++", "steps": 50, "cfg": 7.5, "seconds": round(time.time() - start, 1),
+        "n": len(imgs),
+        "scheduler": "dpmsolver++",
+        "steps": 50,
+        "cfg": 7.5,
+        "seconds": round(time.time() - start, 1),
         **accuracy(classify(imgs, scorer), shapes, colours),
     }
     save_grid(imgs[::SAMPLES_PER_PROMPT], DOCS / "toy_prior_samples.png", nrow=5, min_size=64)
@@ -73,7 +84,9 @@ def main(sds_steps: int = 500) -> dict:
         finals, start = [], time.time()
         for i, p in enumerate(prompts):
             spec = trial.resolve(
-                trial.TrialConfig(prompt=p, loss="sds", representation="image", budget=Budget("steps", sds_steps), seed=i, metrics=()),
+                trial.TrialConfig(
+                    prompt=p, loss="sds", representation="image", budget=Budget("steps", sds_steps), seed=i, metrics=()
+                ),
                 [f"loss.cfg_scale={cfg_scale}"],
             )
             state = trial.build(spec, prior)
@@ -81,7 +94,10 @@ def main(sds_steps: int = 500) -> dict:
             finals.append(state.representation.image().detach()[0])
         finals = torch.stack(finals)
         results["sds_2d"][f"cfg_{cfg_scale:g}"] = {
-            "n": len(prompts), "steps": sds_steps, "seconds": round(time.time() - start, 1), **accuracy(classify(finals, scorer), shapes, colours)
+            "n": len(prompts),
+            "steps": sds_steps,
+            "seconds": round(time.time() - start, 1),
+            **accuracy(classify(finals, scorer), shapes, colours),
         }
         save_grid(finals, DOCS / f"toy_sds_grid_cfg{cfg_scale:g}.png", nrow=5, min_size=64)
     results["gates"] = {

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -74,7 +73,7 @@ def world() -> None:
     console.print(f"  shapes:       {', '.join(SHAPES)}")
     console.print(f"  views:        {', '.join(VIEWS)} (appended by the trial loop per camera)")
     console.print(f"  degradations: {', '.join(DEGRADATIONS)} (for negative prompts)")
-    console.print("  example:      sdbench run --prompt \"a red cube\" --loss sds")
+    console.print('  example:      sdbench run --prompt "a red cube" --loss sds')
 
 
 # ---------------------------------------------------------------------- run
@@ -82,7 +81,7 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "trial"
 
 
-def _budget(steps: Optional[int], budget: Optional[str]):
+def _budget(steps: int | None, budget: str | None):
     from sdbench.budget import Budget
 
     if steps is not None and budget is not None:
@@ -94,14 +93,14 @@ def _budget(steps: Optional[int], budget: Optional[str]):
 
 @app.command("run")
 def run(
-    prompt: str = typer.Option(..., "--prompt", help="Text prompt, e.g. \"a red cube\"."),
+    prompt: str = typer.Option(..., "--prompt", help='Text prompt, e.g. "a red cube".'),
     loss: str = typer.Option(..., "--loss", help="Loss name (see 'sdbench list')."),
     rep: str = typer.Option("gaussians", "--rep", help="Representation name."),
     prior: str = typer.Option("toy", "--prior", help="Prior name, or a path to a local diffusers checkpoint folder."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Optimisation steps (default 500)."),
-    budget: Optional[str] = typer.Option(None, "--budget", help="steps:N, seconds:S or nfe:K."),
+    steps: int | None = typer.Option(None, "--steps", help="Optimisation steps (default 500)."),
+    budget: str | None = typer.Option(None, "--budget", help="steps:N, seconds:S or nfe:K."),
     seed: int = typer.Option(0, "--seed"),
-    out: Optional[Path] = typer.Option(None, "--out", help="Trial directory (default runs/<prompt>-<loss>-<rep>-s<seed>)."),
+    out: Path | None = typer.Option(None, "--out", help="Trial directory (default runs/<prompt>-<loss>-<rep>-s<seed>)."),
     overrides: list[str] = typer.Option([], "--set", help="Override a config field: --set loss.cfg_scale=7.5"),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
@@ -122,15 +121,19 @@ def sweep(
     prompts_file: Path = typer.Argument(
         ..., help="Prompts file (UTF-8, one prompt per line, '#' comments) or a sweep definition (.toml, see sweeps/)."
     ),
-    loss: list[str] = typer.Option([], "--loss", help="Loss name(s); repeat or comma-separate; 'all' for every loss. With a .toml: only these."),
+    loss: list[str] = typer.Option(
+        [], "--loss", help="Loss name(s); repeat or comma-separate; 'all' for every loss. With a .toml: only these."
+    ),
     rep: list[str] = typer.Option([], "--rep", help="Representation name(s) (default gaussians). With a .toml: only these."),
-    prior: list[str] = typer.Option([], "--prior", help="Prior name(s) or local checkpoint folder(s) (default toy). With a .toml: only these."),
-    seeds: Optional[str] = typer.Option(None, "--seeds", help="Comma list of seeds, e.g. 0,1,2 (default 0)."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Optimisation steps per trial (default 500)."),
-    budget: Optional[str] = typer.Option(None, "--budget", help="steps:N, seconds:S or nfe:K, the same for every trial."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Concurrent trials (default: the CPUs Ray sees)."),
-    address: Optional[str] = typer.Option(None, "--address", help="Join an existing Ray cluster ('auto' or ray://host:port)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Sweep directory (default runs/<prompts-file-name>)."),
+    prior: list[str] = typer.Option(
+        [], "--prior", help="Prior name(s) or local checkpoint folder(s) (default toy). With a .toml: only these."
+    ),
+    seeds: str | None = typer.Option(None, "--seeds", help="Comma list of seeds, e.g. 0,1,2 (default 0)."),
+    steps: int | None = typer.Option(None, "--steps", help="Optimisation steps per trial (default 500)."),
+    budget: str | None = typer.Option(None, "--budget", help="steps:N, seconds:S or nfe:K, the same for every trial."),
+    workers: int | None = typer.Option(None, "--workers", help="Concurrent trials (default: the CPUs Ray sees)."),
+    address: str | None = typer.Option(None, "--address", help="Join an existing Ray cluster ('auto' or ray://host:port)."),
+    out: Path | None = typer.Option(None, "--out", help="Sweep directory (default runs/<prompts-file-name>)."),
     wandb: str = typer.Option("offline", "--wandb", help="offline (default), online, or disabled."),
     overrides: list[str] = typer.Option([], "--set", help="Override a config field for every trial."),
     no_fid: bool = typer.Option(False, "--no-fid", help="Skip the per-group 3D-FID in the report."),
@@ -203,7 +206,10 @@ def _print_sweep(summary) -> None:
             if r.get("fid"):
                 fids[(r["prior"], r["loss"], r["representation"], r["budget"])] = float(r["fid"])
     out = Table(
-        title=f"{summary.completed}/{summary.total} trials completed ({summary.skipped} kept from before) in {summary.seconds:.0f} s",
+        title=(
+            f"{summary.completed}/{summary.total} trials completed "
+            f"({summary.skipped} kept from before) in {summary.seconds:.0f} s"
+        ),
         title_justify="left",
     )
     for col in ("loss", "rep", "n", *(labels[c] for c in shown), "fid", "s/step", "nfe"):
@@ -212,8 +218,15 @@ def _print_sweep(summary) -> None:
         n = max(v[2] for v in row.values())
         cells = [f"{row[c][0]:.3g}" if row[c][2] else "—" for c in shown]
         fid = fids.get(key)
-        out.add_row(escape(key[1]), escape(key[2]), str(n), *cells, f"{fid:.3g}" if fid is not None else "—",
-                    f"{row['cost.seconds_per_step'][0]:.3f}", f"{row['cost.nfe'][0]:.0f}")
+        out.add_row(
+            escape(key[1]),
+            escape(key[2]),
+            str(n),
+            *cells,
+            f"{fid:.3g}" if fid is not None else "—",
+            f"{row['cost.seconds_per_step'][0]:.3f}",
+            f"{row['cost.nfe'][0]:.0f}",
+        )
     console.print(out)
     for trial, error in summary.failed:
         console.print(f"[red]failed[/red] {escape(trial)}: {escape(error)}")
@@ -225,8 +238,10 @@ def _print_sweep(summary) -> None:
 def report(
     sweep_dir: Path = typer.Argument(..., help="A sweep directory."),
     no_fid: bool = typer.Option(False, "--no-fid"),
-    markdown: Optional[Path] = typer.Option(
-        None, "--markdown", help="Also write the tables and image grids into this markdown file (text outside its markers is kept)."
+    markdown: Path | None = typer.Option(
+        None,
+        "--markdown",
+        help="Also write the tables and image grids into this markdown file (text outside its markers is kept).",
     ),
 ) -> None:
     """(Re)build results.csv and report.html of a sweep."""
@@ -246,7 +261,9 @@ def report(
 @app.command("eval")
 def eval_(
     dirs: list[Path] = typer.Argument(..., help="Trial directories (with result.json) to re-evaluate."),
-    metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma list of metric names (default: every metric that applies)."),
+    metrics: str | None = typer.Option(
+        None, "--metrics", help="Comma list of metric names (default: every metric that applies)."
+    ),
 ) -> None:
     """(Re)compute the metrics of trial directories, e.g. after adding local CLIP weights."""
     from rich.table import Table
@@ -270,7 +287,10 @@ def _print_result(result: dict, out: Path) -> None:
     console = _console()
     from rich.markup import escape
 
-    table = Table(title=escape(f"{result['prompt']!r} · {result['loss']} · {result['representation']} · seed {result['seed']}"), title_justify="left")
+    table = Table(
+        title=escape(f"{result['prompt']!r} · {result['loss']} · {result['representation']} · seed {result['seed']}"),
+        title_justify="left",
+    )
     table.add_column("metric / cost")
     table.add_column("value", justify="right")
     for k, v in result["metrics"].items():

@@ -141,7 +141,9 @@ class Registry(Generic[T]):
         all_names = sorted(set(entries) | {a for e in entries.values() for a in e.aliases})
         close = difflib.get_close_matches(name, all_names, n=3, cutoff=0.5)
         hint = f"; did you mean {' or '.join(close)}?" if close else ""
-        raise UserError(f"unknown {self.singular} {name!r}{hint} (available: {', '.join(sorted(entries)) or 'none'}; see 'sdbench list')")
+        raise UserError(
+            f"unknown {self.singular} {name!r}{hint} (available: {', '.join(sorted(entries)) or 'none'}; see 'sdbench list')"
+        )
 
     def get(self, name: str) -> type[T]:
         """The class registered as ``name`` (or an alias); ``UserError`` if unknown or broken."""

@@ -117,11 +117,18 @@ def group_fid(out: Path, results: Sequence[Result], refs_per_prompt: int = 8) ->
             fake, real = Path(tmp) / "views", Path(tmp) / "refs"
             fake.mkdir()
             real.mkdir()
-            for d, r in members:
+            for d, _ in members:
                 for v in sorted((d / "views").glob("*.png")):
                     shutil.copy(v, fake / f"{d.name}-{v.name}")
             for prompt in sorted({r["prompt"] for _, r in members}):
-                folder = F.reference_images(prior, json.dumps(members[0][1]["config"]["prior"], sort_keys=True) + prior_name, prompt, refs_per_prompt, 0, cache_dir())
+                folder = F.reference_images(
+                    prior,
+                    json.dumps(members[0][1]["config"]["prior"], sort_keys=True) + prior_name,
+                    prompt,
+                    refs_per_prompt,
+                    0,
+                    cache_dir(),
+                )
                 for v in sorted(folder.glob("*.png")):
                     shutil.copy(v, real / f"{F._slug(prompt)}-{v.name}")
             values[key] = (F.fid(fake, real, features), features)
@@ -135,13 +142,20 @@ def rows(results: Sequence[Result], fids: dict[tuple, tuple[float, str]] | None 
     table = []
     for d, r in results:
         row: dict[str, Any] = {
-            "trial": d.name, "prompt": r["prompt"], "loss": r["loss"], "representation": r["representation"],
-            "prior": r["prior"], "seed": r["seed"], "budget": budget_str(r), "status": r["status"], "error": r.get("error") or "",
+            "trial": d.name,
+            "prompt": r["prompt"],
+            "loss": r["loss"],
+            "representation": r["representation"],
+            "prior": r["prior"],
+            "seed": r["seed"],
+            "budget": budget_str(r),
+            "status": r["status"],
+            "error": r.get("error") or "",
         }
         row.update({m: r.get("metrics", {}).get(m, "") for m in metric_names})
         row.update({f"cost_{c}": r.get("cost", {}).get(c, "") for c in COST_FIELDS})
         fid_value = (fids or {}).get(group_of(r))
-        row["fid"], row["fid_features"] = (fid_value if fid_value and r["status"] == "completed" else ("", ""))
+        row["fid"], row["fid_features"] = fid_value if fid_value and r["status"] == "completed" else ("", "")
         table.append(row)
     return header, table
 
@@ -185,7 +199,10 @@ def _plots(columns: list[str], table: dict, metrics: list[str]) -> str:
     html_parts = []
     for metric in metrics:
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-        for ax, cost, label in ((axes[0], "cost.seconds", "optimisation seconds"), (axes[1], "cost.nfe", "prior evaluations (NFE)")):
+        for ax, cost, label in (
+            (axes[0], "cost.seconds", "optimisation seconds"),
+            (axes[1], "cost.nfe", "prior evaluations (NFE)"),
+        ):
             for key, row in table.items():
                 (y, yci, n), (x, xci, _) = row[metric], row[cost]
                 if n and math.isfinite(y) and math.isfinite(x):
@@ -200,21 +217,28 @@ def _plots(columns: list[str], table: dict, metrics: list[str]) -> str:
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
         plt.close(fig)
-        html_parts.append(f"<img src='data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}' alt='{html.escape(metric)} vs cost'>")
+        html_parts.append(
+            f"<img src='data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}' alt='{html.escape(metric)} vs cost'>"
+        )
     return "\n".join(html_parts)
 
 
 HEADLINE = ("toy_acc", "toy_colour_error", "toy_iou", "clip_toy", "clip_vit_l_14", "denoise_mse")
 
 
-def write_report(results: Sequence[Result], path: Path, title: str = "sdbench report", fids: dict | None = None, notes: str = "") -> Path:
+def write_report(
+    results: Sequence[Result], path: Path, title: str = "sdbench report", fids: dict | None = None, notes: str = ""
+) -> Path:
     columns, table = summarize(results)
     metric_cols = [c for c in columns if not c.startswith("cost.")]
     fids = fids or {}
+
     def section(cols: list[str], with_fid: bool) -> str:
-        head = "<th>prior</th><th>loss</th><th>representation</th><th>budget</th><th>n</th>" + "".join(
-            f"<th>{html.escape(c.removeprefix('cost.'))}</th>" for c in cols
-        ) + ("<th>3D-FID</th>" if with_fid else "")
+        head = (
+            "<th>prior</th><th>loss</th><th>representation</th><th>budget</th><th>n</th>"
+            + "".join(f"<th>{html.escape(c.removeprefix('cost.'))}</th>" for c in cols)
+            + ("<th>3D-FID</th>" if with_fid else "")
+        )
         body = []
         for key, row in table.items():
             n = max(v[2] for v in row.values()) if row else 0
@@ -237,13 +261,22 @@ def write_report(results: Sequence[Result], path: Path, title: str = "sdbench re
     for p in prompts:
         cells = []
         for loss, rep in cols:
-            match = sorted([(r["seed"], d) for d, r in results if r["prompt"] == p and r["loss"] == loss and r["representation"] == rep and r["status"] == "completed"])
+            match = sorted(
+                [
+                    (r["seed"], d)
+                    for d, r in results
+                    if r["prompt"] == p and r["loss"] == loss and r["representation"] == rep and r["status"] == "completed"
+                ]
+            )
             cells.append("<td>" + (_img(match[0][1] / "views.png", f"{p} {loss} {rep}", 480) if match else "—") + "</td>")
         grid_rows.append(f"<tr><th>{html.escape(p)}</th>{''.join(cells)}</tr>")
     failed = [(d.name, r.get("error") or "") for d, r in results if r["status"] != "completed"]
     failed_html = (
-        "<h2>Failed trials</h2><ul>" + "".join(f"<li><code>{html.escape(n)}</code>: {html.escape(e)}</li>" for n, e in failed) + "</ul>"
-        if failed else ""
+        "<h2>Failed trials</h2><ul>"
+        + "".join(f"<li><code>{html.escape(n)}</code>: {html.escape(e)}</li>" for n, e in failed)
+        + "</ul>"
+        if failed
+        else ""
     )
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
@@ -258,7 +291,8 @@ img {{ image-rendering: pixelated; }}
 .note {{ color: #555; font-size: 13px; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
-<p class="note">{len(results)} trials, {len(failed)} failed. Cells: mean ± 95 % confidence half-width (Student t) over prompts and seeds. {notes}</p>
+<p class="note">{len(results)} trials, {len(failed)} failed.
+Cells: mean ± 95 % confidence half-width (Student t) over prompts and seeds. {notes}</p>
 <h2>Quality per loss · representation</h2>
 {quality}
 <h2>Cost per loss · representation</h2>
@@ -266,7 +300,7 @@ img {{ image-rendering: pixelated; }}
 <h2>Metrics against cost</h2>
 {plots}
 <h2>Evaluation views: prompt × loss · representation (lowest seed)</h2>
-<table><tr><th>prompt</th>{grid_head}</tr>{''.join(grid_rows)}</table>
+<table><tr><th>prompt</th>{grid_head}</tr>{"".join(grid_rows)}</table>
 {failed_html}
 </body></html>
 """
@@ -277,7 +311,13 @@ def build_report(out: Path, ids: Sequence[str] | None = None, fid: bool = True) 
     """Rebuild ``results.csv`` and ``report.html`` of the sweep in ``out`` from its trial directories."""
     out = Path(out)
     trials = out / "trials"
-    dirs = [trials / i for i in ids] if ids is not None else sorted(p for p in trials.iterdir() if p.is_dir()) if trials.is_dir() else []
+    dirs = (
+        [trials / i for i in ids]
+        if ids is not None
+        else sorted(p for p in trials.iterdir() if p.is_dir())
+        if trials.is_dir()
+        else []
+    )
     results = load_results(dirs)
     fids = group_fid(out, results) if fid and results else {}
     write_results_csv(results, out / "results.csv", fids)

@@ -41,8 +41,13 @@ COLUMNS = (
 PAIRED = ("toy_acc", "toy_colour_error", "toy_saturation_error", "toy_background_error")
 ABLATIONS = ("sds", "vdm_nodca", "vdm_cut100", "vdm", "vdm_cut500", "vdm_linear", "vdm_noise")
 ABLATION_LABEL = {
-    "vdm_nodca": "VDM, no DCA", "vdm_cut100": "VDM, DCA cut-off 100", "vdm": "VDM, DCA cut-off 300 (default)",
-    "vdm_cut500": "VDM, DCA cut-off 500", "vdm_linear": "VDM, linear operator", "vdm_noise": "VDM, operator + noise", "sds": "SDS (reference)",
+    "vdm_nodca": "VDM, no DCA",
+    "vdm_cut100": "VDM, DCA cut-off 100",
+    "vdm": "VDM, DCA cut-off 300 (default)",
+    "vdm_cut500": "VDM, DCA cut-off 500",
+    "vdm_linear": "VDM, linear operator",
+    "vdm_noise": "VDM, operator + noise",
+    "sds": "SDS (reference)",
 }
 
 
@@ -111,7 +116,9 @@ def markdown(results: Sequence[Result], image_dir: Path, image_prefix: str) -> s
     parts: list[str] = []
     n_trials = sum(1 for _, r in results)
     n_done = sum(1 for _, r in results if r["status"] == "completed")
-    parts.append(f"{n_done} of {n_trials} trials completed. Cells: mean ± 95 % confidence half-width (Student t) over prompts × seeds.")
+    parts.append(
+        f"{n_done} of {n_trials} trials completed. Cells: mean ± 95 % confidence half-width (Student t) over prompts × seeds."
+    )
     for prior, budget in sorted({(p, b) for p, b, _, _ in groups}, key=lambda x: (x[0], not x[1].startswith("steps"), x[1])):
         parts.append(f"\n### Budget {budget} (prior {prior})\n")
         for rep in sorted({k[2] for k in groups if k[:2] == (prior, budget)}):
@@ -125,12 +132,22 @@ def markdown(results: Sequence[Result], image_dir: Path, image_prefix: str) -> s
             base = groups.get((prior, budget, rep, "sds"))
             if base and len(losses) > 1:
                 paired = [c for c in PAIRED if c in present]
-                prow = [[loss] + [_paired(groups[(prior, budget, rep, loss)], base, c) for c in paired] for loss in losses if loss != "sds"]
+                prow = [
+                    [loss] + [_paired(groups[(prior, budget, rep, loss)], base, c) for c in paired]
+                    for loss in losses
+                    if loss != "sds"
+                ]
                 labels = dict(COLUMNS)
-                parts.append(f"Paired difference to SDS ({rep}, same prompt and seed):\n\n" + _table(["loss", *(f"Δ {labels[c]}" for c in paired)], prow) + "\n")
+                parts.append(
+                    f"Paired difference to SDS ({rep}, same prompt and seed):\n\n"
+                    + _table(["loss", *(f"Δ {labels[c]}" for c in paired)], prow)
+                    + "\n"
+                )
         if filled and budget.startswith("nfe:"):
             parts.append("† the equal-steps trials: they used exactly this many prior evaluations.\n")
-    ablation = [(k, rs) for k, rs in groups.items() if k[3] in ABLATIONS and k[3] not in ("sds", "vdm") and k[1].startswith("steps")]
+    ablation = [
+        (k, rs) for k, rs in groups.items() if k[3] in ABLATIONS and k[3] not in ("sds", "vdm") and k[1].startswith("steps")
+    ]
     if ablation:
         parts.append("\n### DreamMapping ablations (equal steps)\n")
         rows = []
@@ -139,10 +156,22 @@ def markdown(results: Sequence[Result], image_dir: Path, image_prefix: str) -> s
             for loss in ABLATIONS:
                 rs = groups.get((prior, budget, rep, loss))
                 if rs:
-                    cells = [cell([value(r, c) for r in rs]) for c in ("toy_saturation_error", "toy_colour_error", "toy_hue_error", "toy_acc")]
+                    cells = [
+                        cell([value(r, c) for r in rs])
+                        for c in ("toy_saturation_error", "toy_colour_error", "toy_hue_error", "toy_acc")
+                    ]
                     delta = _paired(rs, ref, "toy_saturation_error") if ref and loss != "vdm" else "—"
                     rows.append([rep, ABLATION_LABEL[loss], str(len(rs)), *cells[:1], delta, *cells[1:]])
-        header = ["representation", "variant", "n", "sat. err (signed)", "Δ sat. err vs VDM (paired)", "colour err ↓", "hue err ° ↓", "acc ↑"]
+        header = [
+            "representation",
+            "variant",
+            "n",
+            "sat. err (signed)",
+            "Δ sat. err vs VDM (paired)",
+            "colour err ↓",
+            "hue err ° ↓",
+            "acc ↑",
+        ]
         parts.append(_table(header, rows) + "\n")
     parts.append("\n### What the results look like\n")
     parts.append(_grids(results, image_dir, image_prefix))
@@ -176,7 +205,9 @@ def _grids(results: Sequence[Result], image_dir: Path, image_prefix: str) -> str
             continue
         name = f"{image_prefix}-{rep}.png"
         save_grid(torch.stack(images), image_dir / name, nrow=len(prompts), min_size=64)
-        lines.append(f"**{rep}** ({budget}; rows: {', '.join(losses)}; columns: {'; '.join(prompts)})\n\n![{rep}](images/{name})\n")
+        lines.append(
+            f"**{rep}** ({budget}; rows: {', '.join(losses)}; columns: {'; '.join(prompts)})\n\n![{rep}](images/{name})\n"
+        )
     return "\n".join(lines)
 
 

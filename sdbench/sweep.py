@@ -68,8 +68,12 @@ class SweepConfig:
 
 DEFINITION_KEYS = {
     "prompts": "a prompts file (relative to the definition) or a list of prompts",
-    "losses": "loss names", "representations": "representation names", "priors": "prior names or checkpoint folders",
-    "seeds": "list of integer seeds", "budget": "steps:N, seconds:S or nfe:K", "set": "list of KEY=VALUE overrides",
+    "losses": "loss names",
+    "representations": "representation names",
+    "priors": "prior names or checkpoint folders",
+    "seeds": "list of integer seeds",
+    "budget": "steps:N, seconds:S or nfe:K",
+    "set": "list of KEY=VALUE overrides",
 }
 
 
@@ -132,7 +136,7 @@ def _group_config(d: dict[str, Any], path: Path, where: str) -> SweepConfig:
         raise UserError(f"{where}: 'seeds' must be a non-empty list of integers")
     budget = d.get("budget", "steps:500")
     if not isinstance(budget, str):
-        raise UserError(f"{where}: 'budget' must be a string such as \"steps:500\" or \"nfe:1000\"")
+        raise UserError(f'{where}: \'budget\' must be a string such as "steps:500" or "nfe:1000"')
     return SweepConfig(
         prompts=tuple(dict.fromkeys(p.strip() for p in prompts if p.strip())),
         losses=strings("losses"),
@@ -196,12 +200,17 @@ def plan(cfg: SweepConfig | Sequence[SweepConfig]) -> list[tuple[str, Any]]:
                 for loss in losses:
                     for prompt in group.prompts:
                         for seed in group.seeds:
-                            t = TrialConfig(prompt=prompt, loss=loss, representation=rep, prior=prior, seed=seed, budget=group.budget)
+                            t = TrialConfig(
+                                prompt=prompt, loss=loss, representation=rep, prior=prior, seed=seed, budget=group.budget
+                            )
                             spec = resolve(t, group.overrides)
                             out.append((trial_id(spec), spec))
     ids = [i for i, _ in out]
     if len(set(ids)) != len(ids):
-        raise UserError("the grid has duplicate points (a loss or representation named twice, an alias and its name, or two groups overlapping)")
+        raise UserError(
+            "the grid has duplicate points (a loss or representation named twice, an alias and its name, "
+            "or two groups overlapping)"
+        )
     return out
 
 
@@ -242,7 +251,10 @@ def _check_sweep_file(out: Path, cfg: SweepConfig | Sequence[SweepConfig]) -> No
     if path.is_file():
         old = json.loads(path.read_text()).get("sweep")
         if old != record["sweep"]:
-            raise UserError(f"{out} already holds a different sweep (see its {SWEEP_FILE}); use another --out, or the same command to resume it")
+            raise UserError(
+                f"{out} already holds a different sweep (see its {SWEEP_FILE}); use another --out, "
+                "or the same command to resume it"
+            )
     write_json(path, {**record, "sdbench": __import__("sdbench").__version__})
 
 
@@ -312,9 +324,19 @@ def _ray_trial(config: dict[str, Any]) -> None:
 def _failed_result(spec, error: str) -> dict[str, Any]:
     t = spec.trial
     return {
-        "prompt": t.prompt, "loss": t.loss, "representation": t.representation, "prior": t.prior, "seed": t.seed,
-        "budget": {"kind": t.budget.kind, "value": t.budget.value}, "status": "failed", "error": error.splitlines()[0] if error else "failed",
-        "metrics": {}, "cost": {}, "hardware": {}, "versions": {}, "config": spec.config_dict(),
+        "prompt": t.prompt,
+        "loss": t.loss,
+        "representation": t.representation,
+        "prior": t.prior,
+        "seed": t.seed,
+        "budget": {"kind": t.budget.kind, "value": t.budget.value},
+        "status": "failed",
+        "error": error.splitlines()[0] if error else "failed",
+        "metrics": {},
+        "cost": {},
+        "hardware": {},
+        "versions": {},
+        "config": spec.config_dict(),
     }
 
 
@@ -399,17 +421,39 @@ def run_sweep(
             if f.is_file():
                 err = json.loads(f.read_text()).get("error") or ""
             failed.append((i, err or "no result (the trial was interrupted)"))
-    return SweepSummary(out, len(grid), sum(s == "completed" for s in statuses.values()), failed, len(grid) - len(todo), time.time() - start, report)
+    return SweepSummary(
+        out,
+        len(grid),
+        sum(s == "completed" for s in statuses.values()),
+        failed,
+        len(grid) - len(todo),
+        time.time() - start,
+        report,
+    )
 
 
-def _run_on_ray(todo: list[tuple[str, Any]], out: Path, workers: int | None, address: str | None, wandb_mode: str, progress: bool) -> None:
+def _run_on_ray(
+    todo: list[tuple[str, Any]], out: Path, workers: int | None, address: str | None, wandb_mode: str, progress: bool
+) -> None:
     os.environ["RAY_CHDIR_TO_TRIAL_DIR"] = "0"
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     import ray
     from ray import tune
 
-    env_vars = {k: os.environ[k] for k in ("SDBENCH_PLUGINS", "PYTHONPATH", "SDBENCH_CACHE", "SDBENCH_SD21_PATH", "HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE") if k in os.environ}
+    env_vars = {
+        k: os.environ[k]
+        for k in (
+            "SDBENCH_PLUGINS",
+            "PYTHONPATH",
+            "SDBENCH_CACHE",
+            "SDBENCH_SD21_PATH",
+            "HF_HOME",
+            "HF_HUB_CACHE",
+            "HF_HUB_OFFLINE",
+        )
+        if k in os.environ
+    }
     env_vars["RAY_CHDIR_TO_TRIAL_DIR"] = "0"
     temp = None
     if address:
@@ -418,7 +462,12 @@ def _run_on_ray(todo: list[tuple[str, Any]], out: Path, workers: int | None, add
         temp = _ray_temp_dir(out)
         cpus = os.cpu_count() or 1
         ray.init(
-            num_cpus=cpus, include_dashboard=False, log_to_driver=False, _temp_dir=temp, runtime_env={"env_vars": env_vars}, logging_level=logging.ERROR
+            num_cpus=cpus,
+            include_dashboard=False,
+            log_to_driver=False,
+            _temp_dir=temp,
+            runtime_env={"env_vars": env_vars},
+            logging_level=logging.ERROR,
         )
     write_json(out / DRIVER_FILE, {"pid": os.getpid(), "ray_temp": temp, "started": time.time()})
     try:
@@ -448,7 +497,9 @@ def _run_on_ray(todo: list[tuple[str, Any]], out: Path, workers: int | None, add
         tuner = tune.Tuner(
             tune.with_resources(trainable, per_trial),
             param_space=param_space,
-            tune_config=tune.TuneConfig(max_concurrent_trials=workers, trial_dirname_creator=lambda t: t.trial_id, reuse_actors=True),
+            tune_config=tune.TuneConfig(
+                max_concurrent_trials=workers, trial_dirname_creator=lambda t: t.trial_id, reuse_actors=True
+            ),
             run_config=tune.RunConfig(
                 name="tune",
                 storage_path=str(out / "ray"),
@@ -463,7 +514,10 @@ def _run_on_ray(todo: list[tuple[str, Any]], out: Path, workers: int | None, add
             if cfg and r.error is not None and trial_status(Path(cfg["dir"])) == "missing":
                 from sdbench.trial import spec_from_config
 
-                write_json(Path(cfg["dir"]) / "result.json", _failed_result(spec_from_config(cfg["config"]), f"{type(r.error).__name__}: {r.error}"))
+                write_json(
+                    Path(cfg["dir"]) / "result.json",
+                    _failed_result(spec_from_config(cfg["config"]), f"{type(r.error).__name__}: {r.error}"),
+                )
         if bar is not None:
             bar.close()
     finally:
@@ -480,7 +534,13 @@ class _ProgressCallback:
 
         class Bar(Callback):
             def __init__(self) -> None:
-                self.progress = Progress(TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[last]}"))
+                self.progress = Progress(
+                    TextColumn("[bold]trials"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TimeElapsedColumn(),
+                    TextColumn("{task.fields[last]}"),
+                )
                 self.task = self.progress.add_task("trials", total=total, last="")
                 self.progress.start()
 

@@ -22,7 +22,9 @@ from sdbench.priors.base import NFECounter, Prior
 from sdbench.world import toy_models
 
 
-def tiny_checkpoint(root: Path, latent: bool = False, resolution: int = 16, seed: int = 0, scheduler: str = "DDPMScheduler") -> Path:
+def tiny_checkpoint(
+    root: Path, latent: bool = False, resolution: int = 16, seed: int = 0, scheduler: str = "DDPMScheduler"
+) -> Path:
     """Write a tiny random text-to-image checkpoint to ``root``; returns ``root``.
 
     Pixel space: UNet on ``3 × resolution²``. Latent space (``latent=True``): a 2-level VAE
@@ -133,7 +135,16 @@ class StubPrior(Prior):
     def encode_text(self, prompts: Sequence[str]) -> torch.Tensor:
         return torch.stack([self.embedding(p) for p in prompts])
 
-    def unet_forward(self, x_t: torch.Tensor, t: torch.Tensor, embeddings: torch.Tensor, *, network: Any = None, raw: bool = False, **kwargs: Any) -> torch.Tensor:
+    def unet_forward(
+        self,
+        x_t: torch.Tensor,
+        t: torch.Tensor,
+        embeddings: torch.Tensor,
+        *,
+        network: Any = None,
+        raw: bool = False,
+        **kwargs: Any,
+    ) -> torch.Tensor:
         self.nfe.forward += x_t.shape[0]
         if torch.is_grad_enabled():
             self.nfe.with_grad += x_t.shape[0]
@@ -149,7 +160,16 @@ class StubPrior(Prior):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return ((z + 1) / 2).clamp(0, 1)
 
-    def sample(self, prompts, num_steps=50, guidance_scale=7.5, scheduler="dpmsolver++", negative_prompt="", generator=None, batch_size=16):
+    def sample(
+        self,
+        prompts,
+        num_steps=50,
+        guidance_scale=7.5,
+        scheduler="dpmsolver++",
+        negative_prompt="",
+        generator=None,
+        batch_size=16,
+    ):
         return torch.rand((len(prompts), 3, self.resolution, self.resolution), generator=generator)
 
 
@@ -164,22 +184,53 @@ def tiny_shap_e(root: Path, seed: int = 0) -> Path:
     tokenizer = toy_models.build_tokenizer()
     torch.manual_seed(seed)
     text_encoder = CLIPTextModelWithProjection(
-        CLIPTextConfig(bos_token_id=1, eos_token_id=2, pad_token_id=0, hidden_size=width, projection_dim=width, intermediate_size=37,
-                       num_attention_heads=4, num_hidden_layers=2, vocab_size=len(tokenizer), max_position_embeddings=toy_models.MAX_TOKENS)
+        CLIPTextConfig(
+            bos_token_id=1,
+            eos_token_id=2,
+            pad_token_id=0,
+            hidden_size=width,
+            projection_dim=width,
+            intermediate_size=37,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            vocab_size=len(tokenizer),
+            max_position_embeddings=toy_models.MAX_TOKENS,
+        )
     )
     torch.manual_seed(seed + 1)
     prior = PriorTransformer(
-        num_attention_heads=2, attention_head_dim=16, embedding_dim=time_dim, num_embeddings=32, embedding_proj_dim=width,
-        time_embed_dim=4 * time_dim, num_layers=1, clip_embed_dim=2 * time_dim, additional_embeddings=0, time_embed_act_fn="gelu",
-        norm_in_type="layer", encoder_hid_proj_type=None, added_emb_type=None,
+        num_attention_heads=2,
+        attention_head_dim=16,
+        embedding_dim=time_dim,
+        num_embeddings=32,
+        embedding_proj_dim=width,
+        time_embed_dim=4 * time_dim,
+        num_layers=1,
+        clip_embed_dim=2 * time_dim,
+        additional_embeddings=0,
+        time_embed_act_fn="gelu",
+        norm_in_type="layer",
+        encoder_hid_proj_type=None,
+        added_emb_type=None,
     )
     torch.manual_seed(seed + 2)
     renderer = ShapERenderer(
         param_shapes=((renderer_dim, 93), (renderer_dim, 8), (renderer_dim, 8), (renderer_dim, 8)),
-        d_latent=time_dim, d_hidden=renderer_dim, n_output=12, background=(0.1, 0.1, 0.1),
+        d_latent=time_dim,
+        d_hidden=renderer_dim,
+        n_output=12,
+        background=(0.1, 0.1, 0.1),
     )
-    scheduler = HeunDiscreteScheduler(beta_schedule="exp", num_train_timesteps=1024, prediction_type="sample", use_karras_sigmas=True,
-                                      clip_sample=True, clip_sample_range=1.0)
-    pipe = ShapEPipeline(prior=prior, text_encoder=text_encoder, tokenizer=tokenizer, shap_e_renderer=renderer, scheduler=scheduler)
+    scheduler = HeunDiscreteScheduler(
+        beta_schedule="exp",
+        num_train_timesteps=1024,
+        prediction_type="sample",
+        use_karras_sigmas=True,
+        clip_sample=True,
+        clip_sample_range=1.0,
+    )
+    pipe = ShapEPipeline(
+        prior=prior, text_encoder=text_encoder, tokenizer=tokenizer, shap_e_renderer=renderer, scheduler=scheduler
+    )
     pipe.save_pretrained(root)
     return Path(root)

@@ -20,9 +20,10 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -106,7 +107,9 @@ def resolve_prior(name: str) -> tuple[type, Any]:
 
     path = Path(name).expanduser()
     if not path.is_dir():
-        raise UserError(f"prior checkpoint folder {name} does not exist; pass a local diffusers folder, or a prior from 'sdbench list'")
+        raise UserError(
+            f"prior checkpoint folder {name} does not exist; pass a local diffusers folder, or a prior from 'sdbench list'"
+        )
     return DiffusersPrior, DiffusersPrior.Config(path=str(path.resolve()))
 
 
@@ -134,7 +137,7 @@ def resolve(trial: TrialConfig, overrides: list[str] | tuple[str, ...] = ()) -> 
         if section == "trial":
             trial = cfgutil.override(trial, key, value, "trial")
     if not trial.prompt or not trial.prompt.strip():
-        raise UserError("the prompt is empty; pass --prompt \"a red cube\"")
+        raise UserError('the prompt is empty; pass --prompt "a red cube"')
     if trial.batch_size < 1:
         raise UserError(f"batch_size must be at least 1, got {trial.batch_size}")
     if trial.eval_views < 1:
@@ -225,7 +228,9 @@ def save_checkpoint(state: TrialState, path: Path, resumable: bool = True) -> Pa
     data: dict[str, Any] = {
         "config": state.spec.config_dict(),
         "step": state.step,
-        "representation": {k: v.detach().cpu() if torch.is_tensor(v) else v for k, v in state.representation.state_dict().items()},
+        "representation": {
+            k: v.detach().cpu() if torch.is_tensor(v) else v for k, v in state.representation.state_dict().items()
+        },
         "loss": state.loss.checkpoint_state(),
         "resumable": resumable,
     }
@@ -538,7 +543,9 @@ def reevaluate(trial_dir: Path, metrics: tuple[str, ...] | None = None, priors: 
     prior = priors[key]
     torch.set_flush_denormal(True)
     seed_everything(spec.trial.seed)
-    rep = spec.representation_cls(spec.representation, resolution=spec.trial.resolution or prior.resolution, prompt=spec.trial.prompt)
+    rep = spec.representation_cls(
+        spec.representation, resolution=spec.trial.resolution or prior.resolution, prompt=spec.trial.prompt
+    )
     rep.load_weights(torch.load(trial_dir / CHECKPOINT_FILE, map_location="cpu", weights_only=False)["representation"])
     rep = rep.to(prior.device).eval()
     start = time.perf_counter()

@@ -19,7 +19,9 @@ class GoodLoss(Loss):
         strength: float = 1.0
 
     def forward(self, images, text, cameras, step, *, t=None, noise=None):
-        self.prior.predict_noise(self.prior.encode_images(images).detach(), torch.zeros(len(images), dtype=torch.long), [text.cond(cameras)])
+        self.prior.predict_noise(
+            self.prior.encode_images(images).detach(), torch.zeros(len(images), dtype=torch.long), [text.cond(cameras)]
+        )
         return LossOutput(self.cfg.strength * (images - 0.5).pow(2).mean(), {"strength": self.cfg.strength})
 
 

@@ -7,7 +7,12 @@ from sdbench.cameras import CameraConfig, Cameras, view_prompt
 
 
 def cams():
-    return Cameras(torch.tensor([0.0, 90.0, 180.0, -45.0, 10.0]), torch.tensor([0.0, 30.0, -10.0, 89.0, 90.0]), torch.full((5,), 3.0), torch.full((5,), 40.0))
+    return Cameras(
+        torch.tensor([0.0, 90.0, 180.0, -45.0, 10.0]),
+        torch.tensor([0.0, 30.0, -10.0, 89.0, 90.0]),
+        torch.full((5,), 3.0),
+        torch.full((5,), 40.0),
+    )
 
 
 def test_c2w_is_a_rigid_transform_looking_at_the_origin():

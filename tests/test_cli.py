@@ -72,8 +72,24 @@ def test_world_shows_the_vocabulary():
 
 def test_run_writes_a_trial_directory(tiny_pixel_checkpoint, tmp_path):
     out = tmp_path / "trial"
-    proc = run_cli("run", "--prompt", "a red cube", "--loss", "sds", "--rep", "image", "--prior", str(tiny_pixel_checkpoint),
-                   "--steps", "5", "--out", str(out), "--set", "loss.cfg_scale=7.5", "--quiet")
+    proc = run_cli(
+        "run",
+        "--prompt",
+        "a red cube",
+        "--loss",
+        "sds",
+        "--rep",
+        "image",
+        "--prior",
+        str(tiny_pixel_checkpoint),
+        "--steps",
+        "5",
+        "--out",
+        str(out),
+        "--set",
+        "loss.cfg_scale=7.5",
+        "--quiet",
+    )
     assert proc.returncode == 0, proc.stderr
     result = json.loads((out / "result.json").read_text())
     assert result["status"] == "completed" and result["config"]["loss"]["cfg_scale"] == 7.5

@@ -28,8 +28,15 @@ def latent_prior(tiny_latent_checkpoint):
 
 def one_step(latent_prior, tiny_latent_checkpoint, loss: str, rep: str, seed: int = 0):
     spec = trial.resolve(
-        trial.TrialConfig(prompt="a red cube", loss=loss, representation=rep, prior=str(tiny_latent_checkpoint), seed=seed,
-                          budget=Budget("steps", 1), batch_size=2),
+        trial.TrialConfig(
+            prompt="a red cube",
+            loss=loss,
+            representation=rep,
+            prior=str(tiny_latent_checkpoint),
+            seed=seed,
+            budget=Budget("steps", 1),
+            batch_size=2,
+        ),
         ["rep.num_points=300"] if rep == "gaussians" else [],
     )
     state = trial.build(spec, latent_prior)
@@ -44,7 +51,9 @@ def one_step(latent_prior, tiny_latent_checkpoint, loss: str, rep: str, seed: in
 @pytest.mark.parametrize("loss", LOSSES)
 def test_every_loss_runs_with_every_representation_on_a_latent_prior(latent_prior, tiny_latent_checkpoint, loss, rep):
     spec, state, history, nfe, changed = one_step(latent_prior, tiny_latent_checkpoint, loss, rep)
-    assert history and all(torch.isfinite(torch.tensor(v)) for k, v in history[-1].items() if isinstance(v, float) and k != "operator_loss")
+    assert history and all(
+        torch.isfinite(torch.tensor(v)) for k, v in history[-1].items() if isinstance(v, float) and k != "operator_loss"
+    )
     assert changed, "the optimiser step changed no parameter of the representation"
     base = loss.split("_")[0]
     expected = NFE_PER_VIEW.get(base, {2})  # vdm and its ablations: a CFG pair

@@ -27,7 +27,19 @@ def installed(tmp_path_factory) -> Path:
     source = tmp_path_factory.mktemp("src") / "plugin-loss"
     shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))  # keep the checkout clean
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index", "--target", str(target), str(source)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(target),
+            str(source),
+        ],
         check=True,
         capture_output=True,
         env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
@@ -45,8 +57,25 @@ def test_installed_plugin_is_listed_with_its_distribution(installed):
 
 def test_installed_plugin_runs_a_trial(installed, tiny_pixel_checkpoint, tmp_path):
     out = tmp_path / "trial"
-    proc = run_cli("run", "--prompt", "a red cube", "--loss", "hifa_sds", "--rep", "image", "--prior", str(tiny_pixel_checkpoint),
-                   "--steps", "4", "--set", "loss.anneal_steps=4", "--out", str(out), "--quiet", env={"PYTHONPATH": str(installed)})
+    proc = run_cli(
+        "run",
+        "--prompt",
+        "a red cube",
+        "--loss",
+        "hifa_sds",
+        "--rep",
+        "image",
+        "--prior",
+        str(tiny_pixel_checkpoint),
+        "--steps",
+        "4",
+        "--set",
+        "loss.anneal_steps=4",
+        "--out",
+        str(out),
+        "--quiet",
+        env={"PYTHONPATH": str(installed)},
+    )
     assert proc.returncode == 0, proc.stderr
     result = json.loads((out / "result.json").read_text())
     assert result["loss"] == "hifa_sds" and result["status"] == "completed" and result["cost"]["nfe"] == 8

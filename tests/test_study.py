@@ -9,8 +9,14 @@ from sdbench.study import _paired, fill_equal_nfe, markdown
 
 def result(loss: str, budget: tuple[str, int], prompt: str, seed: int, nfe: int, sat: float, rep: str = "image") -> dict:
     return {
-        "prompt": prompt, "loss": loss, "representation": rep, "prior": "toy", "seed": seed, "status": "completed",
-        "budget": {"kind": budget[0], "value": budget[1]}, "metrics": {"toy_acc": 1.0, "toy_saturation_error": sat},
+        "prompt": prompt,
+        "loss": loss,
+        "representation": rep,
+        "prior": "toy",
+        "seed": seed,
+        "status": "completed",
+        "budget": {"kind": budget[0], "value": budget[1]},
+        "metrics": {"toy_acc": 1.0, "toy_saturation_error": sat},
         "cost": {"nfe": nfe, "seconds": 1.0},
     }
 
@@ -20,7 +26,10 @@ def test_equal_steps_trials_fill_the_equal_nfe_table_only_when_their_nfe_matches
         ("toy", "steps:10", "image", "sds"): [result("sds", ("steps", 10), "p", 0, 20, 0.1)],
         ("toy", "steps:10", "image", "csd"): [result("csd", ("steps", 10), "p", 0, 30, 0.1)],
         ("toy", "nfe:20", "image", "csd"): [result("csd", ("nfe", 20), "p", 0, 21, 0.1)],
-        ("toy", "steps:10", "image", "ism"): [result("ism", ("steps", 10), "p", 0, 20, 0.1), result("ism", ("steps", 10), "p", 1, 24, 0.1)],
+        ("toy", "steps:10", "image", "ism"): [
+            result("ism", ("steps", 10), "p", 0, 20, 0.1),
+            result("ism", ("steps", 10), "p", 1, 24, 0.1),
+        ],
     }
     added = fill_equal_nfe(groups)
     assert added == {("toy", "nfe:20", "image", "sds")}  # csd has its own; ism's NFE varies
@@ -37,8 +46,14 @@ def test_paired_differences_use_matching_prompt_and_seed():
 def test_markdown_has_budget_tables_ablations_and_marks_filled_rows(tmp_path):
     rs = []
     for seed in (0, 1):
-        rs += [result("sds", ("steps", 10), "a red cube", seed, 20, 0.4), result("vdm", ("steps", 10), "a red cube", seed, 20, 0.1)]
-        rs += [result("vdm_nodca", ("steps", 10), "a red cube", seed, 20, 0.3), result("vdm_cut500", ("steps", 10), "a red cube", seed, 20, 0.0)]
+        rs += [
+            result("sds", ("steps", 10), "a red cube", seed, 20, 0.4),
+            result("vdm", ("steps", 10), "a red cube", seed, 20, 0.1),
+        ]
+        rs += [
+            result("vdm_nodca", ("steps", 10), "a red cube", seed, 20, 0.3),
+            result("vdm_cut500", ("steps", 10), "a red cube", seed, 20, 0.0),
+        ]
         rs += [result("csd", ("nfe", 20), "a red cube", seed, 21, 0.2)]
     text = markdown([(Path(f"/nonexistent/{i}"), r) for i, r in enumerate(rs)], tmp_path, "doc")
     assert "### Budget steps:10" in text and "### Budget nfe:20" in text
@@ -47,4 +62,7 @@ def test_markdown_has_budget_tables_ablations_and_marks_filled_rows(tmp_path):
     assert "VDM, no DCA" in text and "VDM, DCA cut-off 500" in text and "SDS (reference)" in text
     # ablation rows carry the paired saturation difference to VDM (cut-off 300): 0.3 − 0.1, 0.0 − 0.1
     assert "| image | VDM, no DCA | 2 | 0.3 | 0.2 |" in text and "| image | VDM, DCA cut-off 500 | 2 | 0 | -0.1 |" in text
-    assert "| image | SDS (reference) | 2 | 0.4 | 0.3 |" in text and "| image | VDM, DCA cut-off 300 (default) | 2 | 0.1 | — |" in text
+    assert (
+        "| image | SDS (reference) | 2 | 0.4 | 0.3 |" in text
+        and "| image | VDM, DCA cut-off 300 (default) | 2 | 0.1 | — |" in text
+    )

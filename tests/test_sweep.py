@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-
 from tests.conftest import run_cli
 from tests.test_plugin_example import installed  # noqa: F401  (fixture: the example plugin pip-installed)
 
@@ -44,8 +43,24 @@ def test_sweep_isolates_failures_runs_plugins_on_workers_and_logs_offline(tmp_pa
     out = tmp_path / "sweep"
     env = {"PYTHONPATH": str(installed), "SDBENCH_PLUGINS": "sdbench.losses:nan=tests.fake_plugins:NaNLoss"}
     env["PYTHONPATH"] += os.pathsep + str(Path(__file__).resolve().parent.parent)  # tests.fake_plugins on workers
-    args = ["sweep", str(prompts(tmp_path, "a red cube", "a blue cone")), "--loss", "sds,hifa_sds", "--loss", "nan",
-            "--rep", "image", "--prior", str(tiny_pixel_checkpoint), "--steps", "4", "--workers", "2", "--out", str(out)]
+    args = [
+        "sweep",
+        str(prompts(tmp_path, "a red cube", "a blue cone")),
+        "--loss",
+        "sds,hifa_sds",
+        "--loss",
+        "nan",
+        "--rep",
+        "image",
+        "--prior",
+        str(tiny_pixel_checkpoint),
+        "--steps",
+        "4",
+        "--workers",
+        "2",
+        "--out",
+        str(out),
+    ]
     proc = run_cli(*args, env=env)
     assert proc.returncode == 1, proc.stderr[-2000:]
     rows = results(out)
@@ -68,18 +83,49 @@ def test_sweep_isolates_failures_runs_plugins_on_workers_and_logs_offline(tmp_pa
             assert p.stat().st_mtime_ns == t
     assert len(results(out)) == 6
     # a different grid on the same --out is refused, not mixed in
-    other = run_cli("sweep", str(prompts(tmp_path, "a red cube")), "--loss", "sds", "--rep", "image",
-                    "--prior", str(tiny_pixel_checkpoint), "--steps", "5", "--out", str(out))
+    other = run_cli(
+        "sweep",
+        str(prompts(tmp_path, "a red cube")),
+        "--loss",
+        "sds",
+        "--rep",
+        "image",
+        "--prior",
+        str(tiny_pixel_checkpoint),
+        "--steps",
+        "5",
+        "--out",
+        str(out),
+    )
     assert other.returncode == 2 and "different sweep" in other.stderr
 
 
 def test_resume_after_the_driver_is_killed(tmp_path, tiny_pixel_checkpoint):
-    args = ["sweep", str(prompts(tmp_path, "a red cube", "a blue cone", "a green torus", "a purple sphere")), "--loss", "sds",
-            "--rep", "image", "--prior", str(tiny_pixel_checkpoint), "--steps", "60", "--workers", "2", "--wandb", "disabled", "--no-fid"]
+    args = [
+        "sweep",
+        str(prompts(tmp_path, "a red cube", "a blue cone", "a green torus", "a purple sphere")),
+        "--loss",
+        "sds",
+        "--rep",
+        "image",
+        "--prior",
+        str(tiny_pixel_checkpoint),
+        "--steps",
+        "60",
+        "--workers",
+        "2",
+        "--wandb",
+        "disabled",
+        "--no-fid",
+    ]
     killed = tmp_path / "killed"
-    driver = subprocess.Popen([sys.executable, "-m", "sdbench.cli", *args, "--out", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "sdbench.cli", *args, "--out", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 300
-    while time.time() < deadline and not any(json.loads(p.read_text()).get("status") == "completed" for p in killed.glob("trials/*/result.json")):
+    while time.time() < deadline and not any(
+        json.loads(p.read_text()).get("status") == "completed" for p in killed.glob("trials/*/result.json")
+    ):
         time.sleep(0.5)
     driver.send_signal(signal.SIGKILL)  # kill -9 the driver mid-sweep
     driver.wait()

@@ -23,7 +23,9 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_groups_inherit_the_top_level_and_extend_its_overrides(tmp_path):
-    path = write(tmp_path, '''
+    path = write(
+        tmp_path,
+        """
 prompts = "p.txt"
 seeds = [0, 1]
 set = ["trial.eval_views=4"]
@@ -37,11 +39,14 @@ representations = ["image", "2d"]
 budget = "nfe:40"
 seeds = [3]
 set = ["loss.grad_normalize=true"]
-''')
+""",
+    )
     g1, g2 = load_definition(path)
     assert g1.prompts == ("a red cube", "a blue sphere") and g1.seeds == (0, 1) and g1.budget == Budget("steps", 20)
     assert g1.overrides == ("trial.eval_views=4",) and g1.priors == ("toy",)
-    assert g2.seeds == (3,) and g2.budget == Budget("nfe", 40) and g2.overrides == ("trial.eval_views=4", "loss.grad_normalize=true")
+    assert (
+        g2.seeds == (3,) and g2.budget == Budget("nfe", 40) and g2.overrides == ("trial.eval_views=4", "loss.grad_normalize=true")
+    )
     with pytest.raises(UserError, match="duplicate points"):  # two groups naming the same trials
         plan([g1, dataclasses.replace(g1, losses=("vdm",))])
     grid = plan([g1, g2])  # g2's image and its alias 2d are one representation
@@ -75,14 +80,19 @@ def test_bad_definitions_are_one_line_errors(tmp_path, text, fragment):
 
 
 def test_restrict_selects_part_of_the_grid(tmp_path):
-    groups = load_definition(write(tmp_path, '''
+    groups = load_definition(
+        write(
+            tmp_path,
+            """
 prompts = "p.txt"
 [[group]]
 losses = ["sds", "vdm"]
 representations = ["image", "gaussians"]
 [[group]]
 losses = ["csd"]
-'''))
+""",
+        )
+    )
     (only,) = restrict(groups, losses=["vdm"], representations=["2d"])
     assert only.losses == ("vdm",) and only.representations == ("image",)
     assert len(restrict(groups, representations=["3dgs"])) == 2
@@ -98,7 +108,19 @@ def test_the_shipped_sweep_definitions_plan():
     assert sizes["paper-dreammapping"] == 3 and sizes["paper-baselines"] == 15 and sizes["paper-dreammapping-ablations"] == 18
     study = load_definition(SWEEPS / "toy-study.toml")
     losses = {loss for g in study for loss in g.losses}
-    assert {"sds", "csd", "nfsd", "ism", "vsd", "vdm", "vdm_nodca", "vdm_cut100", "vdm_cut500", "vdm_linear", "vdm_noise"} <= losses
+    assert {
+        "sds",
+        "csd",
+        "nfsd",
+        "ism",
+        "vsd",
+        "vdm",
+        "vdm_nodca",
+        "vdm_cut100",
+        "vdm_cut500",
+        "vdm_linear",
+        "vdm_noise",
+    } <= losses
     assert {g.budget.kind for g in study} == {"steps", "nfe"} and all(len(g.seeds) == 3 for g in study)
     from sdbench.world.grammar import parse
     from sdbench.world.scenes import COLOURS, SHAPES
@@ -110,7 +132,11 @@ def test_the_shipped_sweep_definitions_plan():
 def test_cli_errors_for_definitions_are_one_line(tmp_path):
     bad = write(tmp_path, 'prompts = "p.txt"\nlosses = ["sds"]\nworkers = 3\n')
     proc = run_cli("sweep", str(bad), "--out", str(tmp_path / "o"))
-    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "unknown key 'workers'" in proc.stderr
+    assert (
+        proc.returncode == 2
+        and proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+        and "unknown key 'workers'" in proc.stderr
+    )
     proc = run_cli("sweep", str(tmp_path / "p.txt"), "--out", str(tmp_path / "o"))
     assert proc.returncode == 2 and "--loss is required" in proc.stderr
     proc = run_cli("sweep", str(SWEEPS / "paper-dreammapping.toml"), "--loss", "ism", "--out", str(tmp_path / "o"))
@@ -127,7 +153,9 @@ def test_a_sweep_on_missing_real_weights_is_refused_before_any_trial(tmp_path, m
 
 
 def test_a_definition_with_groups_runs_resumes_and_renders_markdown(tmp_path, tiny_pixel_checkpoint):
-    path = write(tmp_path, f'''
+    path = write(
+        tmp_path,
+        f'''
 prompts = ["a red cube"]
 priors = ["{tiny_pixel_checkpoint}"]
 representations = ["image"]
@@ -138,7 +166,8 @@ budget = "steps:3"
 [[group]]
 losses = ["csd"]
 budget = "nfe:6"
-''')
+''',
+    )
     out = tmp_path / "out"
     args = ["sweep", str(path), "--out", str(out), "--wandb", "disabled", "--no-fid", "--workers", "1"]
     proc = run_cli(*args)
@@ -148,7 +177,9 @@ budget = "nfe:6"
 
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert sorted((r["loss"], r["budget"], r["status"]) for r in rows) == [
-        ("csd", "nfe:6", "completed"), ("sds", "steps:3", "completed"), ("vdm", "steps:3", "completed")
+        ("csd", "nfe:6", "completed"),
+        ("sds", "steps:3", "completed"),
+        ("vdm", "steps:3", "completed"),
     ]
     # 2 + 3 + 3: step 0 has ω2 = 0 (no negative call); the budget is checked before each step
     assert [r["cost_nfe"] for r in rows if r["loss"] == "csd"] == ["8"]
@@ -157,7 +188,9 @@ budget = "nfe:6"
     assert again.returncode == 0 and "3 kept from before" in again.stdout.replace("\n", " ")
     doc = tmp_path / "docs" / "study.md"
     doc.parent.mkdir()
-    doc.write_text("# Study\n\nReading written by hand.\n\n<!-- sdbench:tables -->\nold\n<!-- /sdbench:tables -->\n\nMore text.\n")
+    doc.write_text(
+        "# Study\n\nReading written by hand.\n\n<!-- sdbench:tables -->\nold\n<!-- /sdbench:tables -->\n\nMore text.\n"
+    )
     proc = run_cli("report", str(out), "--no-fid", "--markdown", str(doc))
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = doc.read_text()

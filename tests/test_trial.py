@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
-import torch
-
 import pytest
+import torch
 
 from sdbench import trial as T
 from sdbench.budget import Budget
@@ -23,7 +22,21 @@ def test_result_json_has_the_contract_fields(tiny_pixel_checkpoint, tmp_path):
     result = T.run_trial(spec(tiny_pixel_checkpoint, eval_views=4), tmp_path / "t", progress=False)
     on_disk = json.loads((tmp_path / "t" / "result.json").read_text())
     assert on_disk == json.loads(json.dumps(result))
-    for key in ("prompt", "loss", "representation", "prior", "seed", "budget", "status", "error", "metrics", "cost", "hardware", "versions", "config"):
+    for key in (
+        "prompt",
+        "loss",
+        "representation",
+        "prior",
+        "seed",
+        "budget",
+        "status",
+        "error",
+        "metrics",
+        "cost",
+        "hardware",
+        "versions",
+        "config",
+    ):
         assert key in on_disk, key
     assert on_disk["status"] == "completed" and on_disk["error"] is None
     assert on_disk["budget"] == {"kind": "steps", "value": 6}
@@ -54,7 +67,10 @@ def test_seconds_budget(tiny_pixel_checkpoint, tmp_path):
 
 
 def test_overrides_reach_the_plugin_configs(tiny_pixel_checkpoint):
-    s = spec(tiny_pixel_checkpoint, overrides=("loss.cfg_scale=7.5", "rep.lr=0.05", "trial.batch_size=2", "trial.cameras.elevation=0,10"))
+    s = spec(
+        tiny_pixel_checkpoint,
+        overrides=("loss.cfg_scale=7.5", "rep.lr=0.05", "trial.batch_size=2", "trial.cameras.elevation=0,10"),
+    )
     assert s.loss.cfg_scale == 7.5 and s.representation.lr == 0.05 and s.trial.batch_size == 2
     assert s.trial.cameras.elevation == (0.0, 10.0)
     with pytest.raises(UserError, match="unknown config key loss.cfg_scal"):
@@ -69,7 +85,9 @@ def test_scoped_overrides_apply_to_their_plugin_only_and_are_always_validated(ti
     assert s.loss.cfg_scale == 7.5 and s.representation.lr == 0.05
     from sdbench.trial import TrialConfig, resolve
 
-    ism = resolve(TrialConfig(prompt="a red cube", loss="ism", representation="gaussians", prior=str(tiny_pixel_checkpoint)), scoped)
+    ism = resolve(
+        TrialConfig(prompt="a red cube", loss="ism", representation="gaussians", prior=str(tiny_pixel_checkpoint)), scoped
+    )
     assert ism.loss.anneal_steps == 45 and ism.representation.lr_sh0 == 0.03
     for bad, fragment in [
         ("loss@ism.anneal_step=45", "unknown config key loss@ism.anneal_step"),  # checked though the trial is SDS
@@ -110,8 +128,12 @@ def test_bad_inputs_are_user_errors_before_anything_is_written(tiny_pixel_checkp
 
 @pytest.mark.parametrize("loss,rep", [("sds", "image"), ("vdm", "gaussians")])
 def test_an_interrupted_trial_resumes_bit_identically_from_its_checkpoint(tiny_pixel_checkpoint, tmp_path, loss, rep):
-    overrides = ["trial.checkpoint_every=3"] + (["rep.num_points=200", "rep.densify_from=1", "rep.densify_every=2"] if rep == "gaussians" else [])
-    cfg = T.TrialConfig(prompt="a red cube", loss=loss, representation=rep, prior=str(tiny_pixel_checkpoint), budget=Budget("steps", 7), seed=5)
+    overrides = ["trial.checkpoint_every=3"] + (
+        ["rep.num_points=200", "rep.densify_from=1", "rep.densify_every=2"] if rep == "gaussians" else []
+    )
+    cfg = T.TrialConfig(
+        prompt="a red cube", loss=loss, representation=rep, prior=str(tiny_pixel_checkpoint), budget=Budget("steps", 7), seed=5
+    )
     spec = T.resolve(cfg, overrides)
     clean = T.run_trial(spec, tmp_path / "clean", progress=False)
 

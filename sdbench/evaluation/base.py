@@ -10,7 +10,7 @@ import torch
 
 from sdbench.cameras import CameraConfig, Cameras
 from sdbench.priors.base import Prior
-from sdbench.representations.base import Representation, RenderOutput
+from sdbench.representations.base import RenderOutput, Representation
 
 
 @dataclass

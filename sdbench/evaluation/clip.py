@@ -45,7 +45,9 @@ class ClipScorer:
         if name.startswith("local-dir:"):
             folder = Path(name[len("local-dir:") :])
             if not (folder / "open_clip_config.json").is_file():
-                raise UserError(f"CLIP folder {folder} not found (it needs open_clip_config.json and open_clip_model.safetensors)")
+                raise UserError(
+                    f"CLIP folder {folder} not found (it needs open_clip_config.json and open_clip_model.safetensors)"
+                )
             model = open_clip.create_model(name, device="cpu")
             tokenizer = open_clip.get_tokenizer(name)
         else:
@@ -158,7 +160,8 @@ class ClipScore(Metric):
             env = REAL_MODELS.get(name, (None, "SDBENCH_CLIP_CHECKPOINT"))[1]
             tag = REAL_MODELS.get(name, ("",))[0]
             return (
-                f"{name} weights not found; download open_clip's {name} ({tag}) checkpoint file elsewhere and set {env}=/path/to/it"
+                f"{name} weights not found; download open_clip's {name} ({tag}) checkpoint file elsewhere "
+                f"and set {env}=/path/to/it"
             )
         return None
 

@@ -46,7 +46,13 @@ def reference_images(prior, prior_key: str, prompt: str, count: int, seed: int, 
     if done.exists():
         return folder
     folder.mkdir(parents=True, exist_ok=True)
-    images = prior.sample([prompt] * count, num_steps=50, guidance_scale=guidance_scale, scheduler="dpmsolver++", generator=torch.Generator().manual_seed(seed))
+    images = prior.sample(
+        [prompt] * count,
+        num_steps=50,
+        guidance_scale=guidance_scale,
+        scheduler="dpmsolver++",
+        generator=torch.Generator().manual_seed(seed),
+    )
     for i, img in enumerate(images):
         save_image(img, folder / f"{i:05d}.png")
     done.write_text("")
@@ -72,7 +78,8 @@ def inception_features(folder: str | None = None) -> Callable[[Tensor], Tensor]:
     folder = folder or os.environ.get(INCEPTION_ENV, "")
     if not folder or not (Path(folder) / INCEPTION_FILE).is_file():
         raise UserError(
-            f"Inception weights for FID not found; put clean-fid's {INCEPTION_FILE} in a folder and set {INCEPTION_ENV}=/that/folder"
+            f"Inception weights for FID not found; put clean-fid's {INCEPTION_FILE} in a folder "
+            f"and set {INCEPTION_ENV}=/that/folder"
         )
     from cleanfid.inception_torchscript import InceptionV3W
 
@@ -100,5 +107,14 @@ def fid(dir_a: Path, dir_b: Path, features: str | Callable[[Tensor], Tensor] = "
     fn = feature_extractor(features) if isinstance(features, str) else features
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return float(
-        cfid.compute_fid(str(dir_a), str(dir_b), mode="clean", custom_feat_extractor=fn, device=device, num_workers=0, verbose=False, batch_size=64)
+        cfid.compute_fid(
+            str(dir_a),
+            str(dir_b),
+            mode="clean",
+            custom_feat_extractor=fn,
+            device=device,
+            num_workers=0,
+            verbose=False,
+            batch_size=64,
+        )
     )

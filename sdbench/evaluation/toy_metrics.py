@@ -110,7 +110,9 @@ def rgb_to_hsv(rgb: torch.Tensor) -> torch.Tensor:
     return torch.stack([h, s, v], dim=-3)
 
 
-def appearance(rgb: torch.Tensor, true_rgb: torch.Tensor, true_mask: torch.Tensor, min_saturation: float = 0.1) -> dict[str, float]:
+def appearance(
+    rgb: torch.Tensor, true_rgb: torch.Tensor, true_mask: torch.Tensor, min_saturation: float = 0.1
+) -> dict[str, float]:
     """Saturation and hue error inside the true silhouette and background error outside it.
 
     Args:

@@ -44,6 +44,10 @@ class Loss(nn.Module, abc.ABC):
         super().__init__()
         self.cfg = cfg
         self.prior = prior
+        #: The trial's generator for this loss's draws (t, ε, dropout, ...): every random draw of a
+        #: loss goes through it (``common.sample_timesteps``, ``randn_like``, ``uniform``), so a trial's
+        #: draws do not depend on what else runs in the process. None: torch's global generator.
+        self.generator: torch.Generator | None = None
 
     @abc.abstractmethod
     def forward(

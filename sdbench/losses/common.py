@@ -25,9 +25,26 @@ def timestep_bounds(t_range: tuple[float, float], num_train_timesteps: int) -> t
     return lo, hi
 
 
-def sample_timesteps(n: int, lo: int, hi: int, device: torch.device | str = "cpu") -> Tensor:
-    """``[n]`` int64 drawn uniformly from {lo, …, hi} (both included), one per view."""
-    return torch.randint(lo, hi + 1, (n,), device=device)
+def sample_timesteps(
+    n: int, lo: int, hi: int, device: torch.device | str = "cpu", generator: torch.Generator | None = None
+) -> Tensor:
+    """``[n]`` int64 drawn uniformly from {lo, …, hi} (both included), one per view, from ``generator``
+    (the trial's own; the global generator when None)."""
+    gen_device = generator.device if generator is not None else device
+    return torch.randint(lo, hi + 1, (n,), device=gen_device, generator=generator).to(device)
+
+
+def uniform(shape: tuple[int, ...], device: torch.device | str = "cpu", generator: torch.Generator | None = None) -> Tensor:
+    """U[0, 1) of ``shape`` from ``generator`` (the global generator when None), moved to ``device``."""
+    gen_device = generator.device if generator is not None else device
+    return torch.rand(shape, device=gen_device, generator=generator).to(device)
+
+
+def randn_like(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """N(0, I) shaped like ``x`` (dtype and device too), drawn from ``generator`` (global when None)."""
+    if generator is None:
+        return torch.randn_like(x)
+    return torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype).to(x.device)
 
 
 def weight(kind: Weighting, alphas_cumprod: Tensor, t: Tensor) -> Tensor:
@@ -80,17 +97,23 @@ class Noised:
 
 
 def noise_images(
-    prior, images: Tensor, t_range: tuple[float, float], t: Tensor | None = None, noise: Tensor | None = None
+    prior,
+    images: Tensor,
+    t_range: tuple[float, float],
+    t: Tensor | None = None,
+    noise: Tensor | None = None,
+    generator: torch.Generator | None = None,
 ) -> Noised:
-    """Encode ``images [B, 3, H, W]`` to z, draw t ~ U{⌊T p_min⌋…⌊T p_max⌋} and ε ~ N(0, I) unless
-    given, and build x_t = √ᾱ_t sg(z) + √(1−ᾱ_t) ε."""
+    """Encode ``images [B, 3, H, W]`` to z, draw t ~ U{⌊T p_min⌋…⌊T p_max⌋} and ε ~ N(0, I) from
+    ``generator`` unless given, and build x_t = √ᾱ_t sg(z) + √(1−ᾱ_t) ε."""
     if images.dim() != 4 or images.shape[1] != 3:
         raise ValueError(f"images must be [B, 3, H, W], got {tuple(images.shape)}")
     z = prior.encode_images(images)
     if t is None:
-        t = sample_timesteps(z.shape[0], *timestep_bounds(t_range, prior.num_train_timesteps), device=z.device)
+        lo, hi = timestep_bounds(t_range, prior.num_train_timesteps)
+        t = sample_timesteps(z.shape[0], lo, hi, device=z.device, generator=generator)
     if noise is None:
-        noise = torch.randn_like(z)
+        noise = randn_like(z, generator)
     if noise.shape != z.shape:
         raise ValueError(f"noise must match the prior-space images {tuple(z.shape)}, got {tuple(noise.shape)}")
     return Noised(z, t.to(z.device), noise, prior.add_noise(z.detach(), t.to(z.device), noise))

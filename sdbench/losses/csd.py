@@ -49,14 +49,23 @@ class CSD(Loss):
         grad_clip: float | None = None
 
     def forward(
-        self, images: Tensor, text: TextConditioning, cameras: Cameras, step: int, *, t: Tensor | None = None, noise: Tensor | None = None
+        self,
+        images: Tensor,
+        text: TextConditioning,
+        cameras: Cameras,
+        step: int,
+        *,
+        t: Tensor | None = None,
+        noise: Tensor | None = None,
     ) -> LossOutput:
         cfg = self.cfg
-        n = noise_images(self.prior, images, anneal_bounds(cfg.t_range, cfg.t_max, step), t, noise)
+        n = noise_images(self.prior, images, anneal_bounds(cfg.t_range, cfg.t_max, step), t, noise, self.generator)
         B = n.z.shape[0]
         w1, w2 = cfg.omega1(step), cfg.omega2(step)
         if w2 != 0.0:
-            eps_y, eps_neg, eps_0 = self.prior.predict_noise(n.x_t, n.t, [text.cond(cameras), text.embed(cfg.negative_prompt, B), text.uncond(B)])
+            eps_y, eps_neg, eps_0 = self.prior.predict_noise(
+                n.x_t, n.t, [text.cond(cameras), text.embed(cfg.negative_prompt, B), text.uncond(B)]
+            )
             delta = w1 * (eps_y - eps_0) - w2 * (eps_neg - eps_0)
         else:
             eps_y, eps_0 = self.prior.predict_noise(n.x_t, n.t, [text.cond(cameras), text.uncond(B)])

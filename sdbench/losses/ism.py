@@ -30,7 +30,7 @@ from torch import Tensor
 
 from sdbench.cameras import Cameras
 from sdbench.losses.base import Loss, LossOutput
-from sdbench.losses.common import Weighting, grad_logs, prepare_grad, surrogate_loss, weight
+from sdbench.losses.common import Weighting, grad_logs, prepare_grad, randn_like, sample_timesteps, surrogate_loss, weight
 from sdbench.priors.base import TextConditioning
 
 NEGATIVE = "unrealistic, blurry, low quality, out of focus, ugly, low contrast, dull, dark, low-resolution, oversaturation."
@@ -75,16 +75,23 @@ class ISM(Loss):
         return cfg.t_min, t_max, delta_t
 
     def forward(
-        self, images: Tensor, text: TextConditioning, cameras: Cameras, step: int, *, t: Tensor | None = None, noise: Tensor | None = None
+        self,
+        images: Tensor,
+        text: TextConditioning,
+        cameras: Cameras,
+        step: int,
+        *,
+        t: Tensor | None = None,
+        noise: Tensor | None = None,
     ) -> LossOutput:
         cfg, prior = self.cfg, self.prior
         z = prior.encode_images(images)
         B, device = z.shape[0], z.device
         t_min, t_max, delta_t = self.schedule(step)
         if t is None:
-            t = torch.randint(t_min, t_max + 1, (1,), device=device).expand(B)
+            t = sample_timesteps(1, t_min, t_max, device=device, generator=self.generator).expand(B)
         t = t.to(device)
-        noise = torch.randn_like(z) if noise is None else noise
+        noise = randn_like(z, self.generator) if noise is None else noise
         s = (t - delta_t).clamp(min=0)
         inv = text.embed(cfg.inverse_text, B)
         zero = torch.zeros_like(t)
@@ -92,7 +99,9 @@ class ISM(Loss):
             x = prior.add_noise(z.detach(), zero, noise)  # x_0'
             hops = max(1, math.ceil(int(s.max()) / cfg.delta_s))
             if hops > cfg.max_inversion_hops:
-                raise ValueError(f"s = {int(s.max())} needs {hops} inversion hops > max_inversion_hops = {cfg.max_inversion_hops}")
+                raise ValueError(
+                    f"s = {int(s.max())} needs {hops} inversion hops > max_inversion_hops = {cfg.max_inversion_hops}"
+                )
             tau = zero
             for _ in range(hops):  # x_0' → x_s
                 tau_next = torch.minimum(tau + cfg.delta_s, s)

@@ -44,18 +44,31 @@ class NFSD(Loss):
         grad_clip: float | None = None
 
     def forward(
-        self, images: Tensor, text: TextConditioning, cameras: Cameras, step: int, *, t: Tensor | None = None, noise: Tensor | None = None
+        self,
+        images: Tensor,
+        text: TextConditioning,
+        cameras: Cameras,
+        step: int,
+        *,
+        t: Tensor | None = None,
+        noise: Tensor | None = None,
     ) -> LossOutput:
         cfg = self.cfg
-        n = noise_images(self.prior, images, cfg.t_range, t, noise)
+        n = noise_images(self.prior, images, cfg.t_range, t, noise, self.generator)
         B = n.z.shape[0]
         late = n.t >= cfg.domain_cutoff
         if bool(late.any()):
-            eps_y, eps_0, eps_neg = self.prior.predict_noise(n.x_t, n.t, [text.cond(cameras), text.uncond(B), text.embed(cfg.negative_prompt, B)])
+            eps_y, eps_0, eps_neg = self.prior.predict_noise(
+                n.x_t, n.t, [text.cond(cameras), text.uncond(B), text.embed(cfg.negative_prompt, B)]
+            )
             delta_D = torch.where(late.view(-1, 1, 1, 1), eps_0 - eps_neg, eps_0)
         else:
             eps_y, eps_0 = self.prior.predict_noise(n.x_t, n.t, [text.cond(cameras), text.uncond(B)])
             delta_D = eps_0
         delta_C = eps_y - eps_0
-        g = prepare_grad(weight(cfg.weighting, self.prior.alphas_cumprod, n.t) * (delta_D + cfg.guidance_scale * delta_C), cfg.grad_clip)
-        return LossOutput(surrogate_loss(n.z, g), {**grad_logs(g, n.t), "delta_D_norm": delta_D.flatten(1).norm(dim=1).mean().item()})
+        g = prepare_grad(
+            weight(cfg.weighting, self.prior.alphas_cumprod, n.t) * (delta_D + cfg.guidance_scale * delta_C), cfg.grad_clip
+        )
+        return LossOutput(
+            surrogate_loss(n.z, g), {**grad_logs(g, n.t), "delta_D_norm": delta_D.flatten(1).norm(dim=1).mean().item()}
+        )

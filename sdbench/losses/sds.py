@@ -36,10 +36,17 @@ class SDS(Loss):
         """Clamp each element of g to [−c, c] (None: off)."""
 
     def forward(
-        self, images: Tensor, text: TextConditioning, cameras: Cameras, step: int, *, t: Tensor | None = None, noise: Tensor | None = None
+        self,
+        images: Tensor,
+        text: TextConditioning,
+        cameras: Cameras,
+        step: int,
+        *,
+        t: Tensor | None = None,
+        noise: Tensor | None = None,
     ) -> LossOutput:
         cfg = self.cfg
-        n = noise_images(self.prior, images, cfg.t_range, t, noise)
+        n = noise_images(self.prior, images, cfg.t_range, t, noise, self.generator)
         B = n.z.shape[0]
         eps_cfg, _, _ = self.prior.predict_cfg(n.x_t, n.t, text.cond(cameras), text.uncond(B), cfg.cfg_scale)
         g = prepare_grad(weight(cfg.weighting, self.prior.alphas_cumprod, n.t) * (eps_cfg - n.noise), cfg.grad_clip)

@@ -87,7 +87,9 @@ class ULite(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.shape[-1] % 2**self.levels or x.shape[-2] % 2**self.levels:
-            raise ValueError(f"U-Lite with {self.levels} levels needs H, W divisible by {2**self.levels}, got {tuple(x.shape[-2:])}")
+            raise ValueError(
+                f"U-Lite with {self.levels} levels needs H, W divisible by {2**self.levels}, got {tuple(x.shape[-2:])}"
+            )
         x = self.stem(x)
         skips = []
         for block in self.down:

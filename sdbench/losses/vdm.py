@@ -142,10 +142,17 @@ class VDM(Loss):
         return mapped, op_loss
 
     def forward(
-        self, images: Tensor, text: TextConditioning, cameras: Cameras, step: int, *, t: Tensor | None = None, noise: Tensor | None = None
+        self,
+        images: Tensor,
+        text: TextConditioning,
+        cameras: Cameras,
+        step: int,
+        *,
+        t: Tensor | None = None,
+        noise: Tensor | None = None,
     ) -> LossOutput:
         cfg = self.cfg
-        n = noise_images(self.prior, images, cfg.t_range, t, noise)
+        n = noise_images(self.prior, images, cfg.t_range, t, noise, self.generator)
         B = n.z.shape[0]
         if cfg.cfg_scale == 1.0:
             (eps_phi,) = self.prior.predict_noise(n.x_t, n.t, [text.cond(cameras)])

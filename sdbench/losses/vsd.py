@@ -30,7 +30,19 @@ from torch import Tensor, nn
 from sdbench.cameras import Cameras
 from sdbench.errors import UserError
 from sdbench.losses.base import Loss, LossOutput
-from sdbench.losses.common import Linear, Weighting, anneal_bounds, grad_logs, noise_images, prepare_grad, surrogate_loss, weight
+from sdbench.losses.common import (
+    Linear,
+    Weighting,
+    anneal_bounds,
+    grad_logs,
+    noise_images,
+    prepare_grad,
+    randn_like,
+    sample_timesteps,
+    surrogate_loss,
+    uniform,
+    weight,
+)
 from sdbench.priors.base import TextConditioning
 
 
@@ -73,7 +85,12 @@ class VSD(Loss):
 
         unet = copy.deepcopy(prior.unet).requires_grad_(False)
         unet.add_adapter(
-            LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_rank, init_lora_weights=True, target_modules=["to_q", "to_k", "to_v", "to_out.0"])
+            LoraConfig(
+                r=cfg.lora_rank,
+                lora_alpha=cfg.lora_rank,
+                init_lora_weights=True,
+                target_modules=["to_q", "to_k", "to_v", "to_out.0"],
+            )
         )
         if cfg.camera_condition:
             unet.class_embedding = CameraEmbedding(unet.time_embedding.linear_2.out_features).to(prior.device)
@@ -99,7 +116,10 @@ class VSD(Loss):
             if self.cfg.lora_cfg_scale == 1.0 or not cam:
                 return self.prior.unet_forward(x_t, t, emb, network=self.unet_lora, **cam)
             both = self.prior.unet_forward(
-                torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([emb, emb]), network=self.unet_lora,
+                torch.cat([x_t, x_t]),
+                torch.cat([t, t]),
+                torch.cat([emb, emb]),
+                network=self.unet_lora,
                 class_labels=torch.cat([cam["class_labels"], torch.zeros_like(cam["class_labels"])]),
             )
             e_c, e_0 = both.chunk(2)
@@ -110,12 +130,12 @@ class VSD(Loss):
         B = z.shape[0]
         self.unet_lora.train()
         with torch.enable_grad():
-            t = torch.randint(0, self.prior.num_train_timesteps, (B,), device=z.device)
-            noise = torch.randn_like(z)
+            t = sample_timesteps(B, 0, self.prior.num_train_timesteps - 1, device=z.device, generator=self.generator)
+            noise = randn_like(z, self.generator)
             x_t = self.prior.add_noise(z, t, noise)
             cam = self._camera(cameras)
             if cam:
-                keep = (torch.rand(B, device=z.device) >= self.cfg.camera_dropout).to(z.dtype)
+                keep = (uniform((B,), z.device, self.generator) >= self.cfg.camera_dropout).to(z.dtype)
                 cam = {"class_labels": cam["class_labels"] * keep[:, None]}
             pred = self.prior.unet_forward(x_t, t, text.embed(text.prompt, B), network=self.unet_lora, raw=True, **cam)
             loss = (pred - self.prior.network_target(z, noise, t)).pow(2).mean()
@@ -126,10 +146,17 @@ class VSD(Loss):
         return loss.item()
 
     def forward(
-        self, images: Tensor, text: TextConditioning, cameras: Cameras, step: int, *, t: Tensor | None = None, noise: Tensor | None = None
+        self,
+        images: Tensor,
+        text: TextConditioning,
+        cameras: Cameras,
+        step: int,
+        *,
+        t: Tensor | None = None,
+        noise: Tensor | None = None,
     ) -> LossOutput:
         cfg = self.cfg
-        n = noise_images(self.prior, images, anneal_bounds(cfg.t_range, cfg.t_max, step), t, noise)
+        n = noise_images(self.prior, images, anneal_bounds(cfg.t_range, cfg.t_max, step), t, noise, self.generator)
         B = n.z.shape[0]
         eps_pre, _, _ = self.prior.predict_cfg(n.x_t, n.t, text.cond(cameras), text.uncond(B), cfg.cfg_scale)
         eps_lora = self.lora_eps(n.x_t, n.t, text, cameras)

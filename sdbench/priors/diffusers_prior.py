@@ -101,13 +101,17 @@ class DiffusersPrior(Prior):
     @staticmethod
     def _check_folder(root: Path) -> Path:
         if not root.is_dir():
-            raise UserError(f"prior checkpoint folder {root} does not exist; pass a local diffusers folder (with model_index.json)")
+            raise UserError(
+                f"prior checkpoint folder {root} does not exist; pass a local diffusers folder (with model_index.json)"
+            )
         if not (root / "model_index.json").is_file():
             raise UserError(f"{root} is not a diffusers checkpoint folder: model_index.json is missing")
         index = json.loads((root / "model_index.json").read_text())
         missing = [c for c in REQUIRED if c not in index or not (root / c).is_dir()]
         if missing:
-            raise UserError(f"checkpoint folder {root} lacks {', '.join(missing)}; a text-to-image folder needs {', '.join(REQUIRED)}")
+            raise UserError(
+                f"checkpoint folder {root} lacks {', '.join(missing)}; a text-to-image folder needs {', '.join(REQUIRED)}"
+            )
         return root
 
     def _read_folder(self) -> dict[str, Any]:

@@ -147,8 +147,17 @@ class Gaussians(Representation):
         a = self.activated()
         cams = cameras.to(a["means"].device)
         rgb, alpha, meta = rasterize(
-            a["means"], a["quats"], a["scales"], a["opacities"], a["sh"],
-            cams.viewmats, cams.intrinsics(height, width), width, height, self.cfg.sh_degree, self.background,
+            a["means"],
+            a["quats"],
+            a["scales"],
+            a["opacities"],
+            a["sh"],
+            cams.viewmats,
+            cams.intrinsics(height, width),
+            width,
+            height,
+            self.cfg.sh_degree,
+            self.background,
         )
         return RenderOutput(rgb.permute(0, 3, 1, 2), alpha.permute(0, 3, 1, 2), {"meta": meta})
 
@@ -159,7 +168,8 @@ class Gaussians(Representation):
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """One Adam per parameter, the layout gsplat's strategies update in place."""
         return {
-            g["name"]: torch.optim.Adam([g["params"][0]], lr=g["lr"], betas=(0.9, 0.99), eps=1e-15) for g in self.parameter_groups()
+            g["name"]: torch.optim.Adam([g["params"][0]], lr=g["lr"], betas=(0.9, 0.99), eps=1e-15)
+            for g in self.parameter_groups()
         }
 
     def pre_backward(self, step: int, render: RenderOutput) -> None:
@@ -168,7 +178,9 @@ class Gaussians(Representation):
 
     def post_step(self, step: int, optimizers: dict[str, torch.optim.Optimizer], render: RenderOutput) -> None:
         if self.strategy is not None and render.extras["meta"]["means2d"].grad is not None:
-            self.strategy.step_post_backward(self.params, optimizers, self.strategy_state, step, render.extras["meta"], packed=False)
+            self.strategy.step_post_backward(
+                self.params, optimizers, self.strategy_state, step, render.extras["meta"], packed=False
+            )
 
     # ----------------------------------------------------------------- files
     def get_extra_state(self) -> dict[str, Any]:
@@ -262,7 +274,9 @@ def load_ply(path: Path, cfg: Gaussians.Config | None = None, resolution: int = 
     values = {
         "means": torch.stack([col("x"), col("y"), col("z")], 1),
         "sh0": torch.stack([col(f"f_dc_{i}") for i in range(3)], 1)[:, None, :],
-        "shN": (torch.stack([col(f"f_rest_{i}") for i in range(n_rest)], 1) if n_rest else torch.zeros(n, 0)).reshape(n, 3, -1).transpose(1, 2),
+        "shN": (torch.stack([col(f"f_rest_{i}") for i in range(n_rest)], 1) if n_rest else torch.zeros(n, 0))
+        .reshape(n, 3, -1)
+        .transpose(1, 2),
         "opacities": col("opacity"),
         "scales": torch.stack([col(f"scale_{i}") for i in range(3)], 1),
         "quats": torch.stack([col(f"rot_{i}") for i in range(4)], 1),
@@ -286,7 +300,9 @@ def load_points(path: Path, n: int) -> tuple[Tensor, Tensor]:
         rgb = torch.stack([torch.as_tensor(v[c].copy(), dtype=torch.float32) for c in ("red", "green", "blue")], 1)
         rgb = rgb / 255.0 if rgb.max() > 1.0 else rgb
     elif "f_dc_0" in names:
-        rgb = (torch.stack([torch.as_tensor(v[f"f_dc_{i}"].copy(), dtype=torch.float32) for i in range(3)], 1) * SH_C0 + 0.5).clamp(0, 1)
+        rgb = (
+            torch.stack([torch.as_tensor(v[f"f_dc_{i}"].copy(), dtype=torch.float32) for i in range(3)], 1) * SH_C0 + 0.5
+        ).clamp(0, 1)
     else:
         rgb = torch.full_like(xyz, 0.5)
     return resample_points(xyz, rgb, n)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from sdbench.cameras import Cameras
-from sdbench.representations.base import Representation, RenderOutput
+from sdbench.representations.base import RenderOutput, Representation
 
 
 class Image(Representation):

@@ -73,12 +73,18 @@ def composite(t_starts: Tensor, t_ends: Tensor, sigmas: Tensor, rgbs: Tensor, ba
 class Field(nn.Module):
     """Density and colour at points ``[N, 3]`` inside [−bound, bound]³."""
 
-    def __init__(self, resolutions: tuple[int, ...], channels: int, hidden: int, bound: float, bias: float, blob: float, blob_radius: float):
+    def __init__(
+        self, resolutions: tuple[int, ...], channels: int, hidden: int, bound: float, bias: float, blob: float, blob_radius: float
+    ):
         """``bias``: constant added to the density logits; ``blob``, ``blob_radius``: Magic3D's blob."""
         super().__init__()
         self.bound, self.bias, self.blob, self.blob_radius = bound, bias, blob, blob_radius
-        self.grids = nn.ParameterList([nn.Parameter(torch.empty(1, channels, r, r, r).uniform_(-1e-4, 1e-4)) for r in resolutions])
-        self.mlp = nn.Sequential(nn.Linear(channels * len(resolutions), hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 4))
+        self.grids = nn.ParameterList(
+            [nn.Parameter(torch.empty(1, channels, r, r, r).uniform_(-1e-4, 1e-4)) for r in resolutions]
+        )
+        self.mlp = nn.Sequential(
+            nn.Linear(channels * len(resolutions), hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 4)
+        )
 
     def features(self, x: Tensor) -> Tensor:
         coords = (x / self.bound).clamp(-1, 1).view(1, -1, 1, 1, 3)
@@ -130,7 +136,9 @@ class NeRF(Representation):
 
     def __init__(self, cfg: NeRF.Config, resolution: int, prompt: str = ""):
         super().__init__(cfg, resolution, prompt)
-        self.field = Field(cfg.grid_resolutions, cfg.grid_channels, cfg.hidden, cfg.bound, cfg.density_bias, cfg.blob_density, cfg.blob_radius)
+        self.field = Field(
+            cfg.grid_resolutions, cfg.grid_channels, cfg.hidden, cfg.bound, cfg.density_bias, cfg.blob_density, cfg.blob_radius
+        )
         self.register_buffer("background_color", torch.tensor(cfg.background_color, dtype=torch.float32))
         self.background_mlp = (
             nn.Sequential(nn.Linear(3, 16), nn.ReLU(), nn.Linear(16, 3)) if cfg.background == "learned" else None

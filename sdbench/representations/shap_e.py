@@ -35,7 +35,9 @@ def find_weights(path: str = "") -> str:
         ) from None
 
 
-def sample_surface(verts: Tensor, faces: Tensor, colours: Tensor, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+def sample_surface(
+    verts: Tensor, faces: Tensor, colours: Tensor, n: int, generator: torch.Generator | None = None
+) -> tuple[Tensor, Tensor]:
     """``n`` points on a triangle mesh (area-weighted) and their interpolated vertex colours.
 
     Args: ``verts [V, 3]``, ``faces [F, 3]`` (int), ``colours [V, 3]``. Returns ``[n, 3]``, ``[n, 3]``.
@@ -58,7 +60,9 @@ def y_up_to_z_up(points: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def shap_e_points(path: str, prompt: str, n: int, num_inference_steps: int = 64, guidance_scale: float = 15.0) -> tuple[Tensor, Tensor]:
+def shap_e_points(
+    path: str, prompt: str, n: int, num_inference_steps: int = 64, guidance_scale: float = 15.0
+) -> tuple[Tensor, Tensor]:
     """Means ``[n, 3]`` and colours ``[n, 3]`` from a local Shap-E pipeline for ``prompt``."""
     from diffusers import ShapEPipeline
 
@@ -72,7 +76,9 @@ def shap_e_points(path: str, prompt: str, n: int, num_inference_steps: int = 64,
     try:
         mesh = pipe(prompt, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, output_type="mesh").images[0]
     except (ValueError, RuntimeError, IndexError) as e:  # marching cubes found no surface
-        raise UserError(f"Shap-E produced no surface for {prompt!r} ({str(e).splitlines()[0]}); use --set rep.init=sphere") from None
+        raise UserError(
+            f"Shap-E produced no surface for {prompt!r} ({str(e).splitlines()[0]}); use --set rep.init=sphere"
+        ) from None
     if mesh.faces.numel() == 0:
         raise UserError(f"Shap-E produced an empty mesh for {prompt!r}; use --set rep.init=sphere")
     verts = mesh.verts.float().cpu()

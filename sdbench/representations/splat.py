@@ -65,7 +65,9 @@ def project(
     """Project Gaussians with gsplat's torch reference functions (no CUDA needed)."""
     from gsplat.cuda._torch_impl import _fully_fused_projection, _quat_scale_to_covar_preci, _spherical_harmonics
 
-    covars, _ = _quat_scale_to_covar_preci(F.normalize(quats, dim=-1), scales, compute_covar=True, compute_preci=False, triu=False)
+    covars, _ = _quat_scale_to_covar_preci(
+        F.normalize(quats, dim=-1), scales, compute_covar=True, compute_preci=False, triu=False
+    )
     radii, means2d, depths, conics, _ = _fully_fused_projection(means, covars, viewmats, Ks, width, height, eps2d=eps2d)
     campos = torch.linalg.inv(viewmats)[:, :3, 3]  # [C, 3]
     dirs = means[None] - campos[:, None]  # [C, N, 3]
@@ -125,7 +127,13 @@ def composite_sparse(
     op = opacities.repeat(C)
     g, px, py = _pairs(proj, width, height)
     with torch.no_grad():
-        a = _alphas(means2d.index_select(0, g), conics.index_select(0, g), op.index_select(0, g), px.to(means2d.dtype), py.to(means2d.dtype))
+        a = _alphas(
+            means2d.index_select(0, g),
+            conics.index_select(0, g),
+            op.index_select(0, g),
+            px.to(means2d.dtype),
+            py.to(means2d.dtype),
+        )
         active = torch.nonzero(a > 0, as_tuple=True)[0]
         g, px, py = g.index_select(0, active), px.index_select(0, active), py.index_select(0, active)
         # sort by pixel, then front to back (ties by Gaussian index, as a stable sort does)
@@ -145,7 +153,9 @@ def composite_sparse(
         keep = torch.nonzero(before + log1m > math.log(T_MIN), as_tuple=True)[0]  # stop before T reaches 1e-4
         g, px, py, pix = g[keep], px[keep], py[keep], pix[keep]
     # the same α and transmittance again, now with gradient, on the pairs that contribute
-    alpha = _alphas(means2d.index_select(0, g), conics.index_select(0, g), op.index_select(0, g), px.to(means2d.dtype), py.to(means2d.dtype))
+    alpha = _alphas(
+        means2d.index_select(0, g), conics.index_select(0, g), op.index_select(0, g), px.to(means2d.dtype), py.to(means2d.dtype)
+    )
     log1m = torch.log1p(-alpha)
     csum = torch.cumsum(log1m.double(), 0)
     # within a pixel the kept pairs are a prefix of its sorted pairs, so the segments keep their starts
@@ -212,7 +222,14 @@ def rasterize_torch(
     proj = project(means, quats, scales, sh, viewmats, Ks, width, height, sh_degree)
     fn = composite_dense if dense else composite_sparse
     rgb, alpha = fn(proj, opacities, width, height, background)
-    meta = {"means2d": proj.means2d, "radii": proj.radii, "width": width, "height": height, "n_cameras": len(viewmats), "gaussian_ids": None}
+    meta = {
+        "means2d": proj.means2d,
+        "radii": proj.radii,
+        "width": width,
+        "height": height,
+        "n_cameras": len(viewmats),
+        "gaussian_ids": None,
+    }
     return rgb, alpha, meta
 
 
@@ -237,8 +254,18 @@ def rasterize(
         import gsplat
 
         rgb, alpha, meta = gsplat.rasterization(
-            means, quats, scales, opacities, sh, viewmats, Ks, width, height,
-            sh_degree=sh_degree, backgrounds=background.expand(len(viewmats), 3), packed=False,
+            means,
+            quats,
+            scales,
+            opacities,
+            sh,
+            viewmats,
+            Ks,
+            width,
+            height,
+            sh_degree=sh_degree,
+            backgrounds=background.expand(len(viewmats), 3),
+            packed=False,
         )
         return rgb, alpha, meta
     return rasterize_torch(means, quats, scales, opacities, sh, viewmats, Ks, width, height, sh_degree, background)

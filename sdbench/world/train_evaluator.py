@@ -42,7 +42,13 @@ EVALUATOR_CONFIG = {
             "pool_type": "eos",
         },
     },
-    "preprocess_cfg": {"size": 32, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "interpolation": "bicubic", "resize_mode": "squash"},
+    "preprocess_cfg": {
+        "size": 32,
+        "mean": [0.5, 0.5, 0.5],
+        "std": [0.5, 0.5, 0.5],
+        "interpolation": "bicubic",
+        "resize_mode": "squash",
+    },
 }
 
 
@@ -105,7 +111,9 @@ def labels(data: RenderSet, idx: list[int]) -> torch.Tensor:
 def accuracy(model, tokenizer, data: RenderSet) -> dict[str, float]:
     from sdbench.evaluation.toy import readout
 
-    tokens = tokenizer(base_prompts(), padding="max_length", max_length=toy_models.MAX_TOKENS, truncation=True, return_tensors="pt").input_ids
+    tokens = tokenizer(
+        base_prompts(), padding="max_length", max_length=toy_models.MAX_TOKENS, truncation=True, return_tensors="pt"
+    ).input_ids
     model.eval()
     text = F.normalize(model.encode_text(tokens), dim=-1)
     probs = []
@@ -137,7 +145,9 @@ def main(argv: list[str] | None = None) -> dict:
     held_out = make_renders(20, seed=args.seed + 202)
     tokenizer = toy_models.build_tokenizer()
     model, cfg = build_model(len(tokenizer))
-    tokens = tokenizer(base_prompts(), padding="max_length", max_length=toy_models.MAX_TOKENS, truncation=True, return_tensors="pt").input_ids
+    tokens = tokenizer(
+        base_prompts(), padding="max_length", max_length=toy_models.MAX_TOKENS, truncation=True, return_tensors="pt"
+    ).input_ids
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
     args.out.mkdir(parents=True, exist_ok=True)
     start, running, entry = time.time(), [], {}
@@ -161,7 +171,8 @@ def main(argv: list[str] | None = None) -> dict:
     acc = accuracy(model, tokenizer, held_out)
     save(model, cfg, tokenizer, args.out)
     summary = {
-        "command": "python -m sdbench.world.train_evaluator " + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
+        "command": "python -m sdbench.world.train_evaluator "
+        + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
         "steps": args.steps,
         "seconds": round(time.time() - start, 1),
         "final_loss": entry.get("loss"),

@@ -76,7 +76,9 @@ def main(argv: list[str] | None = None) -> dict:
         for group in opt.param_groups:
             group["lr"] = args.lr * lr_factor(step, args.warmup, args.steps)
         images, prompts = sample_batch(data, args.batch_size, rng)
-        ids = tokenizer(prompts, padding="max_length", max_length=toy_models.MAX_TOKENS, truncation=True, return_tensors="pt").input_ids
+        ids = tokenizer(
+            prompts, padding="max_length", max_length=toy_models.MAX_TOKENS, truncation=True, return_tensors="pt"
+        ).input_ids
         x0 = images * 2 - 1
         noise = torch.randn_like(x0)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (x0.shape[0],))
@@ -109,7 +111,10 @@ def main(argv: list[str] | None = None) -> dict:
         "seconds": round(time.time() - start, 1),
         "threads": torch.get_num_threads(),
         "final_mse": entry["mse"] if args.steps >= args.log_every else None,
-        "parameters": {"unet": sum(p.numel() for p in unet.parameters()), "text_encoder": sum(p.numel() for p in text_encoder.parameters())},
+        "parameters": {
+            "unet": sum(p.numel() for p in unet.parameters()),
+            "text_encoder": sum(p.numel() for p in text_encoder.parameters()),
+        },
     }
     (args.out / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

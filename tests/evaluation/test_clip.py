@@ -10,8 +10,11 @@ import torch
 from sdbench.errors import UserError
 from sdbench.evaluation.clip import ClipScore, ClipScorer
 
-TINY = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 8},
-        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
+TINY = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 8},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+}
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +41,9 @@ def test_local_checkpoint_loads_exactly_and_scores_by_the_formula(tiny_clip):
     images = torch.rand(3, 3, 48, 48)
     scores = scorer.score(images, "a red cube")
     with torch.no_grad():
-        x = torch.nn.functional.interpolate(images, size=(32, 32), mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
+        x = torch.nn.functional.interpolate(images, size=(32, 32), mode="bicubic", align_corners=False, antialias=True).clamp(
+            0, 1
+        )
         x = (x - scorer.mean) / scorer.std
         img = torch.nn.functional.normalize(model.eval().encode_image(x), dim=-1)
         txt = torch.nn.functional.normalize(model.encode_text(open_clip.get_tokenizer(name)(["a red cube"])), dim=-1)

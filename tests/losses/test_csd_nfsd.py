@@ -6,8 +6,10 @@ import pytest
 import torch
 
 from sdbench.losses.common import Linear
-from sdbench.losses.csd import CSD, NEGATIVE as CSD_NEG
-from sdbench.losses.nfsd import NFSD, NEGATIVE as NFSD_NEG
+from sdbench.losses.csd import CSD
+from sdbench.losses.csd import NEGATIVE as CSD_NEG
+from sdbench.losses.nfsd import NEGATIVE as NFSD_NEG
+from sdbench.losses.nfsd import NFSD
 from tests.losses.helpers import check, eps, forward_process, setup
 
 

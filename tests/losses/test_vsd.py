@@ -33,7 +33,9 @@ def test_vsd_gradient_is_pretrained_cfg_minus_lora(prior):
         x_t = a.sqrt() * (images * 2 - 1) + (1 - a).sqrt() * noise
         e_c = prior.unet(x_t, t, encoder_hidden_states=text.cond(cams)).sample
         e_u = prior.unet(x_t, t, encoder_hidden_states=text.uncond(B)).sample
-        e_l = loss.unet_lora(x_t, t, encoder_hidden_states=prior.encode_text(["a red cube"] * B), class_labels=cams.c2w.reshape(B, 16)).sample
+        e_l = loss.unet_lora(
+            x_t, t, encoder_hidden_states=prior.encode_text(["a red cube"] * B), class_labels=cams.c2w.reshape(B, 16)
+        ).sample
         g = (1 - a) * (e_u + s * (e_c - e_u) - e_l)
     out = loss(images, text, cams, 0, t=t, noise=noise)
     out.loss.backward()
@@ -47,7 +49,9 @@ def test_lora_starts_as_the_prior_plus_camera_and_the_prior_stays_frozen(prior):
     loss = VSD(VSD.Config(camera_condition=False), prior)
     x, t, e = torch.randn(1, 3, 16, 16), torch.tensor([500]), prior.encode_text(["a red cube"])
     with torch.no_grad():
-        torch.testing.assert_close(loss.unet_lora(x, t, encoder_hidden_states=e).sample, prior.unet(x, t, encoder_hidden_states=e).sample)
+        torch.testing.assert_close(
+            loss.unet_lora(x, t, encoder_hidden_states=e).sample, prior.unet(x, t, encoder_hidden_states=e).sample
+        )
     trainable = [n for n, p in loss.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n for n in trainable)
     assert not any(p.requires_grad for p in prior.unet.parameters())
@@ -64,7 +68,12 @@ def test_lora_loss_decreases_on_a_fixed_batch(prior):
         with torch.no_grad():
             t = torch.randint(0, 1000, (4,))
             noise = torch.randn_like(z)
-            pred = loss.unet_lora(prior.add_noise(z, t, noise), t, encoder_hidden_states=text.embed("a red cube", 4), class_labels=cams.c2w.reshape(4, 16)).sample
+            pred = loss.unet_lora(
+                prior.add_noise(z, t, noise),
+                t,
+                encoder_hidden_states=text.embed("a red cube", 4),
+                class_labels=cams.c2w.reshape(4, 16),
+            ).sample
         return (pred - noise).pow(2).mean().item()
 
     before = fixed_batch_loss()

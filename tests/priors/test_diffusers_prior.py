@@ -91,10 +91,14 @@ def test_v_prediction_is_converted_to_epsilon(tiny_pixel_checkpoint, tmp_path):
 def test_sampling_with_a_diffusers_scheduler(tiny_pixel_checkpoint, scheduler):
     prior = load(tiny_pixel_checkpoint)
     g = torch.Generator().manual_seed(0)
-    imgs = prior.sample(["a red cube", "a blue cone", "a green torus"], num_steps=4, scheduler=scheduler, generator=g, batch_size=2)
+    imgs = prior.sample(
+        ["a red cube", "a blue cone", "a green torus"], num_steps=4, scheduler=scheduler, generator=g, batch_size=2
+    )
     assert imgs.shape == (3, 3, 16, 16) and imgs.min() >= 0 and imgs.max() <= 1
     assert prior.nfe.forward == 3 * 4 * 2  # CFG pair per image per step
-    again = prior.sample(["a red cube", "a blue cone"], num_steps=4, scheduler=scheduler, generator=torch.Generator().manual_seed(0))
+    again = prior.sample(
+        ["a red cube", "a blue cone"], num_steps=4, scheduler=scheduler, generator=torch.Generator().manual_seed(0)
+    )
     torch.testing.assert_close(again, imgs[:2], atol=0, rtol=0)  # same seed, same batches: identical
 
 

@@ -47,7 +47,16 @@ def test_ply_has_the_inria_layout_and_round_trips(tmp_path):
     path = save_ply(g, tmp_path / "model.ply")
     names = list(PlyData.read(str(path))["vertex"].data.dtype.names)
     assert names == ply_properties(2) and names[:9] == ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
-    assert names[9] == "f_rest_0" and names[-8:] == ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
+    assert names[9] == "f_rest_0" and names[-8:] == [
+        "opacity",
+        "scale_0",
+        "scale_1",
+        "scale_2",
+        "rot_0",
+        "rot_1",
+        "rot_2",
+        "rot_3",
+    ]
     v = PlyData.read(str(path))["vertex"]
     # f_rest is channel-major: the first K−1 entries are the red coefficients
     torch.testing.assert_close(torch.tensor(v["f_rest_1"].copy()), g.params["shN"][:, 1, 0].detach())
@@ -93,7 +102,9 @@ def test_resample_points_keeps_originals_when_upsampling():
 
 def test_gsplat_default_strategy_densifies_on_cpu():
     """gsplat's DefaultStrategy is pure torch: it clones, splits and prunes on the CPU path too."""
-    g = rep(num_points=200, densify_from=0, densify_every=2, densify_grad=0.0, prune_opacity=0.0, max_points=10_000, init_scale=0.02)
+    g = rep(
+        num_points=200, densify_from=0, densify_every=2, densify_grad=0.0, prune_opacity=0.0, max_points=10_000, init_scale=0.02
+    )
     opts = g.make_optimizers()
     cams = Cameras.orbit(1)
     before = g.num_points

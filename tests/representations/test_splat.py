@@ -22,7 +22,9 @@ def scene(n: int = 200, seed: int = 0, sh_degree: int = 1):
 @pytest.mark.parametrize("n_cams,size,sh_degree", [(1, 16, 0), (3, 20, 1), (2, 24, 2)])
 def test_sparse_matches_dense_reference_forward_and_backward(n_cams, size, sh_degree):
     params = scene(sh_degree=sh_degree)
-    cams = Cameras(torch.linspace(-170, 170, n_cams), torch.linspace(-5, 50, n_cams), torch.full((n_cams,), 3.0), torch.full((n_cams,), 40.0))
+    cams = Cameras(
+        torch.linspace(-170, 170, n_cams), torch.linspace(-5, 50, n_cams), torch.full((n_cams,), 3.0), torch.full((n_cams,), 40.0)
+    )
     args = (cams.viewmats, cams.intrinsics(size, size), size, size, sh_degree, torch.tensor([0.2, 0.5, 1.0]))
     cot = torch.randn(n_cams, size, size, 3, generator=torch.Generator().manual_seed(1))
     results = []
@@ -57,7 +59,9 @@ def test_an_opaque_gaussian_stops_compositing():
     quats = torch.tensor([[1.0, 0, 0, 0]] * 2)
     scales = torch.full((2, 3), 0.5)
     sh = torch.stack([torch.full((1, 3), 2.0), torch.full((1, 3), -2.0)])  # front bright, back dark
-    rgb, alpha, _ = splat.rasterize_torch(means, quats, scales, torch.tensor([0.9999, 0.9999]), sh, cams.viewmats, cams.intrinsics(9, 9), 9, 9, 0, torch.zeros(3))
+    rgb, alpha, _ = splat.rasterize_torch(
+        means, quats, scales, torch.tensor([0.9999, 0.9999]), sh, cams.viewmats, cams.intrinsics(9, 9), 9, 9, 0, torch.zeros(3)
+    )
     centre = rgb[0, 4, 4]
     front_colour = 2.0 * 0.28209479177387814 + 0.5
     # α is clamped to 0.999, T after it is 0.001 > 1e-4, so the back one still adds 0.001·0.999·its colour

@@ -10,7 +10,15 @@ def test_parse_round_trip():
     assert parse("A Purple Torus, low contrast").degradations == ("low contrast",)
 
 
-@pytest.mark.parametrize("prompt,fragment", [("a dragon", "unknown word: dragon"), ("", "empty"), ("a red blue cube", "exactly one colour"), ("a red", "exactly one colour")])
+@pytest.mark.parametrize(
+    "prompt,fragment",
+    [
+        ("a dragon", "unknown word: dragon"),
+        ("", "empty"),
+        ("a red blue cube", "exactly one colour"),
+        ("a red", "exactly one colour"),
+    ],
+)
 def test_parse_rejects(prompt, fragment):
     with pytest.raises(ValueError, match=fragment):
         parse(prompt)
