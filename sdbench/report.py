@@ -4,8 +4,9 @@
   and the trial's group 3D-FID (``fid``, with ``fid_features`` naming the feature space).
 * ``report.html`` (opens offline; images and plots are embedded): per (prior, loss, representation,
   budget) the mean ± 95 % confidence half-width (Student t) over prompts and seeds of every metric and
-  cost figure; metric-vs-cost plots (seconds and NFE); an image grid prompt × loss · representation;
-  the failed trials with their reasons.
+  cost figure; metric-vs-cost plots (seconds and NFE); per prompt, each loss · representation's views
+  and its metrics over that prompt's seeds; the failed trials with their reasons. The HTML itself
+  (number precision, pixelated views, sortable tables, the page) is in :mod:`sdbench.report_html`.
 """
 
 from __future__ import annotations
