@@ -46,7 +46,8 @@ window.addEventListener("load", function () {
   });
   // elements sticking out of the window (for the failure message)
   document.querySelectorAll("body *").forEach(function (e) {
-    if (e.parentElement.closest(".scroll")) return;  // clipped by its scrolling box
+    var box = e.parentElement.closest(".scroll");
+    if (box && getComputedStyle(box).overflowX !== "visible") return;  // clipped by its scrolling box
     var r = e.getBoundingClientRect();
     if (r.right > doc.clientWidth + 0.5) out.overflowing.push(e.tagName + "." + e.className + " right=" + r.right);
   });
