@@ -4,13 +4,13 @@
   and the trial's group 3D-FID (``fid``, with ``fid_features`` naming the feature space).
 * ``report.html`` (opens offline; images and plots are embedded): per (prior, loss, representation,
   budget) the mean ± 95 % confidence half-width (Student t) over prompts and seeds of every metric and
-  cost figure; metric-vs-cost plots (seconds and NFE); an image grid prompt × loss · representation;
-  the failed trials with their reasons.
+  cost figure; metric-vs-cost plots (seconds and NFE); per prompt, each loss · representation's views
+  and its metrics over that prompt's seeds; the failed trials with their reasons. The HTML itself
+  (number precision, pixelated views, sortable tables, the page) is in :mod:`sdbench.report_html`.
 """
 
 from __future__ import annotations
 
-import base64
 import csv
 import html
 import io
@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from sdbench import report_html as H
 from sdbench.io import atomic_write, write_text
 
 ID_FIELDS = ("trial", "prompt", "loss", "representation", "prior", "seed", "budget", "status", "error")
@@ -169,24 +170,6 @@ def write_results_csv(results: Sequence[Result], path: Path, fids: dict | None =
     return write_text(path, buf.getvalue())
 
 
-def _img(path: Path, alt: str, width: int | None = None) -> str:
-    if not path.is_file():
-        return "<span class='missing'>—</span>"
-    data = base64.b64encode(path.read_bytes()).decode()
-    kind = "gif" if path.suffix == ".gif" else "png"
-    w = f" width='{width}'" if width else ""
-    return f"<img src='data:image/{kind};base64,{data}' alt='{html.escape(alt)}'{w}>"
-
-
-def _fmt(m: float, ci: float | None = None) -> str:
-    if not math.isfinite(m):
-        return "—"
-    text = f"{m:.4g}"
-    if ci is not None and math.isfinite(ci) and ci > 0:
-        text += f" ± {ci:.2g}"
-    return text
-
-
 def _plots(columns: list[str], table: dict, metrics: list[str]) -> str:
     """Metric vs cost (seconds and NFE) scatter plots with CI bars, as embedded PNGs."""
     if not table or not metrics:
@@ -217,13 +200,16 @@ def _plots(columns: list[str], table: dict, metrics: list[str]) -> str:
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
         plt.close(fig)
-        html_parts.append(
-            f"<img src='data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}' alt='{html.escape(metric)} vs cost'>"
-        )
+        html_parts.append(H.plot_img(buf.getvalue(), f"{metric} vs cost"))
     return "\n".join(html_parts)
 
 
 HEADLINE = ("toy_acc", "toy_colour_error", "toy_iou", "clip_toy", "clip_vit_l_14", "denoise_mse")
+
+
+def _views(d: Path) -> list[Path]:
+    """A trial's evaluation views at their own resolution (``views/*.png``), else its ``views.png`` grid."""
+    return sorted((d / "views").glob("*.png")) or ([d / "views.png"] if (d / "views.png").is_file() else [])
 
 
 def write_report(
@@ -231,80 +217,93 @@ def write_report(
 ) -> Path:
     columns, table = summarize(results)
     metric_cols = [c for c in columns if not c.startswith("cost.")]
+    headline = [m for m in HEADLINE if m in metric_cols] or metric_cols[:4]
+    metric_cols = [*headline, *(c for c in metric_cols if c not in headline)]  # headline metrics first, in view
     fids = fids or {}
+    spaces = {f[1] for f in fids.values()}  # FID feature spaces: named in the header when there is one
+    # Label columns: (index in the group key, name); prior and budget only when they vary, else said once.
+    labels = [(1, "loss"), (2, "representation")]
+    same = []
+    for i, name in ((0, "prior"), (3, "budget")):
+        values = sorted({group_of(r)[i] for _, r in results})
+        if len(values) > 1:
+            labels.append((i, name))
+        elif values:
+            same.append(f"{name} {values[0]}")
+    same_note = f"<p class='note'>Every row: {html.escape(', '.join(same))}.</p>" if same else ""
 
     def section(cols: list[str], with_fid: bool) -> str:
-        head = (
-            "<th>prior</th><th>loss</th><th>representation</th><th>budget</th><th>n</th>"
-            + "".join(f"<th>{html.escape(c.removeprefix('cost.'))}</th>" for c in cols)
-            + ("<th>3D-FID</th>" if with_fid else "")
-        )
+        head = [*(name for _, name in labels), "n", *(H.header_label(c.removeprefix("cost.")) for c in cols)]
         body = []
         for key, row in table.items():
             n = max(v[2] for v in row.values()) if row else 0
-            cells = "".join(f"<td>{_fmt(*row[c][:2])}</td>" for c in cols)
-            f = fids.get(key)
-            fid_cell = (f"<td>{f[0]:.3g} <small>({html.escape(f[1])})</small></td>" if f else "<td>—</td>") if with_fid else ""
-            body.append(
-                f"<tr><td>{html.escape(key[0])}</td><td>{html.escape(key[1])}</td><td>{html.escape(key[2])}</td>"
-                f"<td>{html.escape(key[3])}</td><td>{n}</td>{cells}{fid_cell}</tr>"
-            )
-        return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+            cells = [*(H.text(key[i]) for i, _ in labels), H.number(n), *(H.number(*row[c][:2]) for c in cols)]
+            if with_fid:
+                f = fids.get(key)
+                if f is None:
+                    cells.append(H.number(math.nan))
+                else:
+                    space = f" <small>({html.escape(f[1])})</small>" if len(spaces) > 1 else ""
+                    cells.append(H.Cell(H.fmt_value(f[0]) + space, f[0], numeric=True))
+            body.append(cells)
+        fid_head = "3D-FID" + (f" ({html.escape(next(iter(spaces)))})" if len(spaces) == 1 else "")
+        return H.table([*head, *([fid_head] if with_fid else [])], body)
 
     quality = section(metric_cols, with_fid=True)
     cost = section([c for c in columns if c.startswith("cost.")], with_fid=False)
     plots = _plots(columns, table, [m for m in HEADLINE if m in metric_cols] or metric_cols[:2])
-    prompts = sorted({r["prompt"] for _, r in results})
-    cols = sorted({(r["loss"], r["representation"]) for _, r in results})
-    grid_head = "".join(f"<th>{html.escape(loss)} · {html.escape(rep)}</th>" for loss, rep in cols)
-    grid_rows = []
-    for p in prompts:
-        cells = []
-        for loss, rep in cols:
-            match = sorted(
+
+    # Per prompt: each group's views (lowest seed) and its metrics over that prompt's seeds.
+    by_prompt: dict[str, dict[tuple, list[Result]]] = defaultdict(lambda: defaultdict(list))
+    for d, r in results:
+        if r["status"] == "completed":
+            by_prompt[r["prompt"]][group_of(r)].append((d, r))
+    prompt_sections = []
+    for k, (prompt, groups) in enumerate(sorted(by_prompt.items())):
+        body = []
+        for key, members in sorted(groups.items()):
+            members.sort(key=lambda m: m[1]["seed"])
+            d0, r0 = members[0]
+            label = " · ".join(key[i] for i, _ in labels)
+            stats = [mean_ci([r["metrics"].get(m, math.nan) for _, r in members]) for m in headline]
+            body.append(
                 [
-                    (r["seed"], d)
-                    for d, r in results
-                    if r["prompt"] == p and r["loss"] == loss and r["representation"] == rep and r["status"] == "completed"
+                    *(H.text(key[i]) for i, _ in labels),
+                    H.raw(H.views(_views(d0), f"{prompt}: {label}, seed {r0['seed']}")),
+                    H.number(len(members)),
+                    *(H.number(m, ci) for m, ci, _ in stats),
                 ]
             )
-            cells.append("<td>" + (_img(match[0][1] / "views.png", f"{p} {loss} {rep}", 480) if match else "—") + "</td>")
-        grid_rows.append(f"<tr><th>{html.escape(p)}</th>{''.join(cells)}</tr>")
+        head = [*(name for _, name in labels), "views (lowest seed)", "seeds", *map(H.header_label, headline)]
+        prompt_sections.append(f"<h3 id='prompt-{k}'>{html.escape(prompt)}</h3>\n{H.table(head, body)}")
+    toc = "".join(f"<a href='#prompt-{k}'>{html.escape(p)}</a>" for k, p in enumerate(sorted(by_prompt)))
+
     failed = [(d.name, r.get("error") or "") for d, r in results if r["status"] != "completed"]
     failed_html = (
-        "<h2>Failed trials</h2><ul>"
+        "<h2 id='failed'>Failed trials</h2><ul class='failed'>"
         + "".join(f"<li><code>{html.escape(n)}</code>: {html.escape(e)}</li>" for n, e in failed)
         + "</ul>"
         if failed
         else ""
     )
-    page = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>
-body {{ font-family: system-ui, -apple-system, sans-serif; margin: 2em; color: #222; max-width: 1600px; }}
-table {{ border-collapse: collapse; margin-bottom: 2em; }}
-th, td {{ border: 1px solid #ccc; padding: 4px 8px; font-size: 13px; }}
-td {{ text-align: right; }}
-th {{ background: #f3f3f3; }}
-img {{ image-rendering: pixelated; }}
-.missing {{ color: #999; }}
-.note {{ color: #555; font-size: 13px; }}
-</style></head><body>
-<h1>{html.escape(title)}</h1>
-<p class="note">{len(results)} trials, {len(failed)} failed.
-Cells: mean ± 95 % confidence half-width (Student t) over prompts and seeds. {notes}</p>
-<h2>Quality per loss · representation</h2>
-{quality}
-<h2>Cost per loss · representation</h2>
-{cost}
-<h2>Metrics against cost</h2>
+    body = f"""<p class="note">{len(results)} trials, {len(failed)} failed.
+Cells: mean ± 95 % confidence half-width (Student t) over prompts and seeds, rounded to the digits the
+half-width supports. Click a column header to sort. {notes}</p>
+<nav class="toc"><a href="#quality">quality</a><a href="#cost">cost</a><a href="#plots">metrics against cost</a>
+<a href="#prompts">per prompt</a>{"<a href='#failed'>failed trials</a>" if failed else ""}</nav>
+<h2 id="quality">Quality per loss · representation</h2>
+{same_note}{quality}
+<h2 id="cost">Cost per loss · representation</h2>
+{same_note}{cost}
+<h2 id="plots">Metrics against cost</h2>
 {plots}
-<h2>Evaluation views: prompt × loss · representation (lowest seed)</h2>
-<table><tr><th>prompt</th>{grid_head}</tr>{"".join(grid_rows)}</table>
-{failed_html}
-</body></html>
-"""
-    return atomic_write(path, lambda f: f.write(page.encode()))
+<h2 id="prompts">Per prompt</h2>
+<p class="note">Each prompt's evaluation views for every loss · representation (the lowest seed, pixels
+enlarged without smoothing) and its metrics over that prompt's seeds.</p>
+<nav class="toc">{toc}</nav>
+{"".join(prompt_sections)}
+{failed_html}"""
+    return atomic_write(path, lambda f: f.write(H.page(title, body).encode()))
 
 
 def build_report(out: Path, ids: Sequence[str] | None = None, fid: bool = True) -> Path:
