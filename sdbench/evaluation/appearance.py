@@ -209,7 +209,8 @@ def noise_level(
         pattern: optional ``[V, 1, H, W]`` mask of the surface pattern's marks (1 on a mark).
 
     Returns:
-        ``sqrt(mean residual Laplacian energy / 20)``: ≈ σ for i.i.d. noise of std σ, 0 for the
+        ``sqrt(mean residual Laplacian energy / 20)``: ≈ σ for i.i.d. noise of std σ (less where
+        clamping to [0, 1] cuts the noise: 0.084 for σ = 0.1 on a striped red sphere), 0 for the
         truth and for anything the candidates explain. NaN if the interior is empty.
     """
     _check("render", render, 3)

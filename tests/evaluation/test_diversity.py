@@ -84,6 +84,7 @@ def test_diversity_of_with_the_toy_evaluator(tmp_path):
     assert m["diversity_distance"] > 0
     same = diversity_of([trials[0], trials[0]])
     assert same["diversity_distance"] == 0.0 and same["diversity_entropy_shape"] == 0.0
+    assert str(same["diversity_entropy_shape"]) == "0.0"  # not -0.0 in result files
 
 
 def test_diversity_of_rejects_what_cannot_be_compared(tmp_path):
