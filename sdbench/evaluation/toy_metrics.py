@@ -10,17 +10,49 @@ For a prompt ``a {colour} {shape}`` and ``views`` random cameras (drawn from the
   compared with the object's front view (the first evaluation camera), its silhouette being the
   pixels that differ from the white background by more than ``background_threshold``.
 
-Appearance, for the over-saturation / over-smoothing claims (same views and true renders):
+Appearance v2 (:mod:`sdbench.evaluation.appearance`), for the over-saturation / over-smoothing /
+noise claims. 3D: the same random views and true renders. 2D: the image is compared with the true
+object at its best-matching pose (:mod:`sdbench.evaluation.pose`) on an azimuth × elevation grid,
+reported as ``toy_pose_azimuth``, ``toy_pose_elevation`` and ``toy_pose_iou`` (silhouette IoU there,
+both silhouettes by ``background_threshold``).
+
+* ``toy_chroma_error``: mean CIELAB ``C*_render − C*_truth`` inside the true silhouette eroded by
+  ``erosion`` pixels (signed: > 0 over-saturated);
+* ``toy_lightness_error``: mean ``L*_render − L*_truth`` there (signed: < 0 darker);
+* ``toy_delta_e``: mean CIE76 ``ΔE`` there (unsigned colour error, perceptual units);
+* ``toy_contrast_error``: std of L* over the render's own silhouette minus that over the truth's,
+  each found by the same rule (alpha > 0.5 in 3D, ``background_threshold`` for an image) (signed:
+  > 0 more contrast, e.g. a dark rim or harsh shading);
+* ``toy_detail``: high-frequency (Laplacian) energy of the render over the truth's inside the
+  silhouette (1 is the truth, < 1 over-smoothed); NaN when the truth has no detail to lose (plain
+  v1 objects mostly have none; patterned v2 scenes do);
+* ``toy_noise``: high-frequency residual that no blurred, shifted, recoloured truth explains, in
+  units of a white-noise std (0 for the truth).
+
+Legacy (v1; kept so old results stay comparable, superseded by the v2 keys above; do not use
+for saturation claims):
 
 * ``toy_saturation_error``: mean HSV saturation of the render minus that of the true object, over
-  the true silhouette (signed: > 0 is more saturated than the truth);
+  the true silhouette (signed). HSV saturation ignores lightness, and the silhouette is not eroded:
+  a ×1.5 colour boost with a dark 1-px rim (the CFG-100 look) reads −0.14 (desaturated) averaged
+  over the 30 v1 prompts, and a perfect render shifted by one pixel −0.045
+  (``tests/evaluation/test_appearance.py``). Use ``toy_chroma_error``;
 * ``toy_hue_error``: mean circular hue distance in degrees over the true silhouette, on pixels whose
   rendered saturation is at least ``min_saturation`` (hue is undefined for greys);
+
+Others:
+
 * ``toy_background_error``: mean |RGB − white| over the pixels outside the true silhouette
   (dilated by one pixel): floaters, fog and tinted backgrounds;
 * ``toy_view_consistency`` (3D only): share of the evaluation orbit's views (azimuths around the
   object) whose evaluator read-out, shape and colour, equals the most common read-out — 1 when every
-  side shows the same object, lower for Janus-like or view-dependent results.
+  side shows the same object, lower for view-dependent results. It compares class labels only and
+  cannot see a two-faced object: see :mod:`sdbench.evaluation.janus` (needs the v2 evaluator).
+
+Not wired yet (functions and tests ready, waiting for the v2 evaluator and scenes): the pattern
+read-out (:func:`sdbench.evaluation.appearance.pattern_readout`), the Janus score
+(:mod:`sdbench.evaluation.janus`) and diversity across seeds (:mod:`sdbench.evaluation.diversity`,
+a cross-trial metric computed from saved views by :func:`~sdbench.evaluation.diversity.diversity_of`).
 """
 
 from __future__ import annotations
@@ -30,7 +62,9 @@ from dataclasses import dataclass
 import torch
 
 from sdbench.cameras import CameraConfig
+from sdbench.evaluation.appearance import colour_errors, detail_ratio, noise_level
 from sdbench.evaluation.base import EvalContext, Metric
+from sdbench.evaluation.pose import best_pose, pose_grid
 
 
 class ToyGroundTruth(Metric):
@@ -45,7 +79,14 @@ class ToyGroundTruth(Metric):
         background_threshold: float = 0.15
         """2D images: a pixel is foreground when some channel differs from white by more than this."""
         min_saturation: float = 0.1
-        """Hue error only counts rendered pixels at least this saturated."""
+        """Legacy hue error: only rendered pixels at least this saturated count."""
+        erosion: int = 2
+        """v2 appearance: pixels removed from the true silhouette before pixel-wise comparison
+        (one for a pixel of misregistration, one for the anti-aliased edge)."""
+        pose_azimuths: int = 24
+        """2D images: azimuths of the pose grid the image is matched against (evenly spaced)."""
+        pose_elevations: tuple[float, ...] = (0.0, 15.0, 30.0, 45.0, 60.0)
+        """2D images: elevations of the pose grid, degrees."""
 
     def applies(self, ctx: EvalContext) -> str | None:
         from sdbench.evaluation.toy import EVALUATOR_DIR
@@ -87,19 +128,61 @@ class ToyGroundTruth(Metric):
             rgb = ctx.views.rgb[:1].float().cpu()
             mask = (1 - rgb).amax(dim=1, keepdim=True) > self.cfg.background_threshold
         true_mask = true_alpha > 0.5
-        union = (mask | true_mask).sum().clamp(min=1)
-        metrics["toy_iou"] = ((mask & true_mask).sum() / union).item()
+        metrics["toy_iou"] = _iou(mask, true_mask)
         inside = true_mask.expand_as(true_rgb)
         metrics["toy_colour_error"] = (rgb - true_rgb).abs()[inside].mean().item() if inside.any() else float("nan")
         metrics.update(appearance(rgb, true_rgb, true_mask, self.cfg.min_saturation))
+        true_own = true_mask
+        if not ctx.representation.is_3d:  # v2: against the true object at the image's best-matching pose
+            grid = pose_grid(self.cfg.pose_azimuths, self.cfg.pose_elevations, front.radius[0].item(), front.fovy[0].item())
+            grid_rgb, grid_alpha = render(p.shape, p.colour, grid, res)
+            k, _ = best_pose(rgb[0], grid_rgb)
+            true_rgb, true_alpha = grid_rgb[k : k + 1], grid_alpha[k : k + 1]
+            true_own = (1 - true_rgb).amax(dim=1, keepdim=True) > self.cfg.background_threshold  # the image's rule
+            metrics["toy_pose_azimuth"] = grid.azimuth[k].item()
+            metrics["toy_pose_elevation"] = grid.elevation[k].item()
+            metrics["toy_pose_iou"] = _iou(mask, true_own)
+        metrics.update(appearance_v2(rgb, true_rgb, true_alpha, mask, true_own, self.cfg.erosion))
         if ctx.representation.is_3d:
             orbit = classify(ctx.views.rgb.float().cpu(), load_evaluator("cpu"))
             metrics["toy_view_consistency"] = view_consistency(orbit.shape, orbit.colour)
         return metrics
 
 
+def _iou(mask: torch.Tensor, true_mask: torch.Tensor) -> float:
+    union = (mask | true_mask).sum().clamp(min=1)
+    return ((mask & true_mask).sum() / union).item()
+
+
+def appearance_v2(
+    rgb: torch.Tensor,
+    true_rgb: torch.Tensor,
+    true_alpha: torch.Tensor,
+    mask: torch.Tensor,
+    true_mask: torch.Tensor,
+    erosion: int = 2,
+) -> dict[str, float]:
+    """The v2 appearance keys (``toy_chroma_error`` ... ``toy_noise``) of renders against true renders.
+
+    Args:
+        rgb, true_rgb: ``[V, 3, H, W]`` in [0, 1]; true_alpha: ``[V, 1, H, W]``; mask, true_mask: the
+        render's and the truth's own silhouettes ``[V, 1, H, W]`` bool, by the same rule.
+    """
+    c = colour_errors(rgb, true_rgb, true_alpha, mask, true_mask, erosion)
+    return {
+        "toy_chroma_error": c["chroma_error"],
+        "toy_lightness_error": c["lightness_error"],
+        "toy_delta_e": c["delta_e"],
+        "toy_contrast_error": c["contrast_error"],
+        "toy_detail": detail_ratio(rgb, true_rgb, true_alpha, erosion),
+        "toy_noise": noise_level(rgb, true_rgb, true_alpha, erosion=erosion),
+    }
+
+
 def rgb_to_hsv(rgb: torch.Tensor) -> torch.Tensor:
-    """``[..., 3, H, W]`` RGB in [0, 1] → HSV with hue in degrees [0, 360), saturation and value in [0, 1]."""
+    """``[..., 3, H, W]`` RGB in [0, 1] → HSV with hue in degrees [0, 360), saturation and value in [0, 1].
+
+    Legacy: used by the v1 keys only; CIELAB (:mod:`sdbench.evaluation.colour`) is the v2 colour space."""
     r, g, b = rgb.clamp(0, 1).unbind(-3)
     v, _ = rgb.clamp(0, 1).max(-3)
     c = v - rgb.clamp(0, 1).min(-3).values
@@ -114,6 +197,10 @@ def appearance(
     rgb: torch.Tensor, true_rgb: torch.Tensor, true_mask: torch.Tensor, min_saturation: float = 0.1
 ) -> dict[str, float]:
     """Saturation and hue error inside the true silhouette and background error outside it.
+
+    Legacy (v1): HSV saturation ignores lightness and the silhouette is not eroded, so a dark,
+    colour-boosted render reads as desaturated; use :func:`appearance_v2` (``toy_chroma_error``).
+    ``toy_background_error`` is not superseded.
 
     Args:
         rgb, true_rgb: ``[V, 3, H, W]`` in [0, 1]; true_mask: ``[V, 1, H, W]`` bool.

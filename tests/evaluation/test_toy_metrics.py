@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from sdbench.cameras import CameraConfig, Cameras
@@ -9,19 +11,24 @@ from sdbench.evaluation.base import EvalContext
 from sdbench.evaluation.toy_metrics import ToyGroundTruth, appearance, rgb_to_hsv, view_consistency
 from sdbench.representations.base import RenderOutput, Representation
 from sdbench.world.scenes import render
+from tests.evaluation.test_appearance import boost_and_rim
 
 
 class TrueObject(Representation):
-    """Renders the ground-truth toy object itself."""
+    """Renders the ground-truth toy object itself (2D: seen from ``pose`` = (azimuth, elevation)),
+    optionally altered by ``transform(rgb, alpha) -> rgb``."""
 
-    def __init__(self, shape: str, colour: str, is_3d: bool = True):
+    def __init__(self, shape: str, colour: str, is_3d: bool = True, transform=None, pose=(0.0, 15.0)):
         super().__init__(None, 32)
         self.shape, self.colour = shape, colour
         self.is_3d = is_3d
+        self.transform, self.pose = transform, pose
 
     def render(self, cameras, height, width):
-        cams = cameras if self.is_3d else Cameras.orbit(1, elevation=15.0).to(cameras.device)
+        cams = cameras if self.is_3d else Cameras.orbit(1, elevation=self.pose[1], start=self.pose[0]).to(cameras.device)
         rgb, alpha = render(self.shape, self.colour, cams, height)
+        if self.transform is not None:
+            rgb = self.transform(rgb, alpha)
         if not self.is_3d:
             rgb, alpha = rgb.expand(len(cameras), -1, -1, -1), torch.ones_like(alpha).expand(len(cameras), -1, -1, -1)
         return RenderOutput(rgb, alpha)
@@ -46,6 +53,28 @@ def test_the_true_object_scores_perfectly_in_3d_and_2d(stub_prior):
         assert m["toy_iou"] > (0.99 if is_3d else 0.9) and m["toy_colour_error"] < 0.02, (is_3d, m)
         assert abs(m["toy_saturation_error"]) < 0.02 and m["toy_hue_error"] < 2.0 and m["toy_background_error"] < 0.01, (is_3d, m)
         assert m.get("toy_view_consistency", 1.0) == 1.0 and (("toy_view_consistency" in m) == is_3d)
+        # v2: 3D compares the same pixels, 2D the image with the truth at its best pose
+        assert abs(m["toy_chroma_error"]) < 1e-3 and abs(m["toy_lightness_error"]) < 1e-3 and m["toy_delta_e"] < 1e-3, m
+        assert abs(m["toy_contrast_error"]) < 1e-3 and m["toy_noise"] < 1e-6, m
+        assert m["toy_detail"] == 1.0 or math.isnan(m["toy_detail"])  # a plain cube may have no detail to lose
+        if not is_3d:
+            assert (m["toy_pose_azimuth"], m["toy_pose_elevation"]) == (0.0, 15.0) and m["toy_pose_iou"] == 1.0
+
+
+def test_a_2d_side_view_is_scored_at_its_pose(stub_prior):
+    metric = ToyGroundTruth(ToyGroundTruth.Config(views=4))
+    m = metric.compute(context(TrueObject("cone", "blue", is_3d=False, pose=(90.0, 30.0)), "a blue cone", stub_prior))
+    # a cone is symmetric about z: every azimuth at 30° elevation shows the same picture
+    assert m["toy_pose_elevation"] == 30.0 and m["toy_pose_iou"] == 1.0 and abs(m["toy_chroma_error"]) < 1e-3
+
+
+def test_the_cfg100_look_reads_over_saturated_in_v2_and_desaturated_in_legacy_v1(stub_prior):
+    metric = ToyGroundTruth(ToyGroundTruth.Config(views=8))
+    for is_3d in (True, False):
+        rep = TrueObject("cone", "orange", is_3d, transform=boost_and_rim)
+        m = metric.compute(context(rep, "an orange cone", stub_prior))
+        assert m["toy_chroma_error"] > 0 and m["toy_contrast_error"] > 0, (is_3d, m)
+        assert m["toy_saturation_error"] < 0, (is_3d, m)  # the legacy HSV key gets the sign wrong
 
 
 def test_a_wrong_object_is_caught(stub_prior):

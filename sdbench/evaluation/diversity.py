@@ -1,0 +1,135 @@
+"""Diversity across seeds: does a loss keep the modes of an ambiguous prompt, or collapse to one?
+
+For ``S`` trials of one prompt that differ only in their seed (``"a cube"`` with the colour left
+open, ``"a red object"`` with the shape left open), from the evaluator's outputs on their views:
+
+* :func:`readout_entropy`: the entropy of the most likely class per seed (per attribute: shape,
+  colour, pattern), divided by its largest possible value ``log(min(S, K))``: 0 when every seed
+  reads the same, 1 when all differ (or are spread evenly over every class);
+* :func:`embedding_distance`: the mean over seed pairs of the cosine distance ``1 − cos`` between
+  image embeddings (view by view when the seeds share cameras, as trials do), in [0, 2]: 0 for
+  identical images (the v1 toy evaluator: 0.09 for one red cube seen 5° higher, 1.33 between a red
+  cube, a blue sphere and a green torus).
+
+Identical seeds score exactly 0 on both. This is a cross-trial metric: :func:`diversity_of` reads
+the saved views (``views/*.png``) of finished trials, for the report and study layers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from sdbench.errors import UserError
+
+
+def readout_entropy(probs: Tensor) -> float:
+    """Normalised entropy of the per-seed read-out.
+
+    Args:
+        probs: class probabilities ``[S, K]``, or ``[S, V, K]`` over ``V`` views per seed (averaged
+            over views first). Each seed's class is its most likely one.
+
+    Returns:
+        ``H / log(min(S, K))`` of the empirical distribution of the ``S`` classes, in [0, 1].
+    """
+    if probs.dim() == 3:
+        probs = probs.float().mean(1)
+    if probs.dim() != 2:
+        raise ValueError(f"probs: expected [S, K] or [S, V, K], got {tuple(probs.shape)}")
+    S, K = probs.shape
+    if S < 2 or K < 2:
+        raise ValueError(f"diversity needs at least 2 seeds and 2 classes, got {S} and {K}")
+    counts = torch.bincount(probs.argmax(1), minlength=K).double()
+    p = counts[counts > 0] / S
+    return (-(p * p.log()).sum() / math.log(min(S, K))).item() + 0.0  # + 0.0: one class gives 0.0, not -0.0
+
+
+def embedding_distance(embeddings: Tensor) -> float:
+    """Mean pairwise cosine distance between seeds.
+
+    Args:
+        embeddings: ``[S, D]``, or ``[S, V, D]`` with the same ``V`` cameras for every seed (pairs are
+            compared view by view and averaged).
+
+    Returns:
+        mean over pairs ``i < j`` of ``1 − cos(e_i, e_j)``, computed as ``½‖ê_i − ê_j‖²`` so identical
+        embeddings give exactly 0.
+    """
+    if embeddings.dim() == 2:
+        embeddings = embeddings[:, None]
+    if embeddings.dim() != 3:
+        raise ValueError(f"embeddings: expected [S, D] or [S, V, D], got {tuple(embeddings.shape)}")
+    S = embeddings.shape[0]
+    if S < 2:
+        raise ValueError(f"diversity needs at least 2 seeds, got {S}")
+    e = torch.nn.functional.normalize(embeddings.double(), dim=-1)
+    i, j = torch.triu_indices(S, S, offset=1)
+    return (0.5 * (e[i] - e[j]).pow(2).sum(-1)).mean().item()
+
+
+def diversity(probs: dict[str, Tensor], embeddings: Tensor) -> dict[str, float]:
+    """``diversity_distance`` from the embeddings and ``diversity_entropy_<name>`` per read-out attribute."""
+    out = {"diversity_distance": embedding_distance(embeddings)}
+    out.update({f"diversity_entropy_{name}": readout_entropy(p) for name, p in probs.items()})
+    return out
+
+
+def load_views(trial_dir: Path) -> Tensor:
+    """A trial's saved evaluation views ``views/*.png`` (sorted by name) as ``[V, 3, H, W]`` in [0, 1]."""
+    import numpy as np
+    from PIL import Image
+
+    files = sorted((Path(trial_dir) / "views").glob("*.png"))
+    if not files:
+        raise UserError(f"{trial_dir} has no saved views (views/*.png); was the trial evaluated?")
+    arrays = [np.asarray(Image.open(f).convert("RGB"), dtype=np.float32) / 255.0 for f in files]
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+def toy_embed(images: Tensor) -> Tensor:
+    """The toy evaluator's image embedding ``[B, D]`` of ``[B, 3, H, W]`` (v1 until the v2 evaluator lands)."""
+    from sdbench.evaluation.toy import load_evaluator
+
+    return load_evaluator("cpu").encode_images(images)
+
+
+def toy_readout(images: Tensor) -> dict[str, Tensor]:
+    """The toy evaluator's shape and colour probabilities ``[B, K]`` (v1 until the v2 evaluator lands)."""
+    from sdbench.evaluation.toy import classify
+
+    joint = classify(images).probs  # [B, colours, shapes]
+    return {"shape": joint.sum(1), "colour": joint.sum(2)}
+
+
+@torch.no_grad()
+def diversity_of(
+    trial_dirs: Sequence[Path],
+    embed: Callable[[Tensor], Tensor] = toy_embed,
+    readout: Callable[[Tensor], dict[str, Tensor]] = toy_readout,
+) -> dict[str, float]:
+    """Diversity across the trials ``trial_dirs`` (one prompt, different seeds) from their saved views.
+
+    Args:
+        trial_dirs: at least two trial directories, each with ``views/*.png`` from the same cameras.
+        embed: images ``[B, 3, H, W]`` → embeddings ``[B, D]``.
+        readout: images → per-attribute class probabilities ``{name: [B, K]}``.
+
+    Returns:
+        ``diversity_distance``, ``diversity_entropy_<attribute>`` (see :func:`diversity`) and ``seeds``.
+    """
+    if len(trial_dirs) < 2:
+        raise UserError(f"diversity needs at least two trials of the prompt, got {len(trial_dirs)}")
+    views = [load_views(Path(d)) for d in trial_dirs]
+    shapes = {tuple(v.shape) for v in views}
+    if len(shapes) != 1:
+        raise UserError(f"the trials' saved views differ in number or size ({sorted(shapes)}); compare like with like")
+    S, V = len(views), views[0].shape[0]
+    flat = torch.cat(views)  # [S * V, 3, H, W]
+    embeddings = embed(flat).reshape(S, V, -1)
+    probs = {k: p.reshape(S, V, -1) for k, p in readout(flat).items()}
+    return {**diversity(probs, embeddings), "seeds": float(S)}
