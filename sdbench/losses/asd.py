@@ -14,10 +14,12 @@ conditional only (no CFG), w(t) = 1 − ᾱ_t, and
 η = 0.1 (``plus_ratio``), t_min the current lower end of t's range. t ~ U{t_min, …, t_max} per
 view with both ends linear over the run: [500, 980] → [20, 500] over 25k steps (MVDream's and
 VSD's schedules). Official code: ``theEricMa/ScaleDreamer:
-threestudio/models/guidance/stable_diffusion_asd_guidance.py`` (``__call__`` :211-292, the live
+threestudio/models/guidance/stable_diffusion_asd_guidance.py`` at 23f433f (``__call__`` :211-292, the live
 ``get_t_plus`` :294-316, ``get_eps`` :333-428) with ``configs/single-prompt_benchmark/asd_sd_nerf.yaml``
 (:85-128; ``asd_sd_nerf_long.yaml``, which the run script names, has the same guidance settings).
-All three predictions run as one batched network call, as in the official ``get_eps``.
+All three predictions run as one batched network call, as in the official ``get_eps`` (with
+Perp-Neg the official batch adds the two negatives at t, and the t⁺ term takes Perp-Neg's
+interpolated positive embedding, still without CFG).
 NFE per view and step: 3. No trainable parts.
 
 Implements the official ASD gradient with the shipped single-prompt SD NeRF settings (s = 7.5,

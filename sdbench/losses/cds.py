@@ -15,15 +15,17 @@ Timesteps: t' = ⌊v0 + (v1 − v0)·√(k/K)⌋ (700 → 100 over K = 3000 step
 [t_σmin, t_σmax − g0]; t = t' + U{g0, …, g0 + P − 1} per view (g0 = 100, P = 200), clamped to
 [t_σmin, t_σmax] = [100, 980]. w(t) = 1 (``uniform``), each element of g clamped to ±c(k), c linear 2 → 8.
 Official code: ``sail-sg/Consistent3D: threestudio/models/guidance/stable_diffusion_guidance.py``
-(``compute_grad_consistency`` :309-424, t sampling :575-580, ``update_step`` :884-902, ``anneal_t``
+at 9118a5c (``compute_grad_consistency`` :309-424, t sampling :575-580, ``update_step`` :884-902, ``anneal_t``
 :904-916), coarse stage ``configs/consistency-coarse.yaml``. Two sequential CFG pairs.
 NFE per view and step: 4. No trainable parts.
 
 Implements the official CDS gradient with the coarse-stage settings (CFG 100 → 50 in threestudio's
 form, i.e. s = 101 → 51 here, t' √-annealed 700 → 100, t − t' ∈ U{100..299}, uniform weight, clamp
-2 → 8, one fixed ε* for the whole run); does not reproduce the refine/texture stages (DMTet, other
-t and CFG ranges: set them through the config), the unused ``recon_std_rescale`` (0 in every shipped
-config) or Perp-Neg (the official code raises on it); a resumed trial reuses the saved ε*.
+2 → 8, one fixed ε* for the whole run, drawn on the first step from the loss's generator and saved
+in the checkpoint, so a resumed trial reuses it); does not reproduce the refine/texture stages
+(DMTet, other t and CFG ranges: set them through the config), the coarse stage's batch of 8 views
+with azimuths stratified in 4 bins (a camera-sampling choice of the trial), the unused
+``recon_std_rescale`` (0 in every shipped config) or Perp-Neg (the official code raises on it).
 """
 
 from __future__ import annotations

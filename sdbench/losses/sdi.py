@@ -3,7 +3,7 @@
 SDS with its i.i.d. noise replaced by the noise κ_t^y(z) that conditional DDIM inversion of the
 render recovers (the paper's SDI update; its equation numbers were not re-read here,
 ``shared/reference/losses-2.md`` §1, §9). The official code is the first author's threestudio port,
-``threestudio: threestudio/models/guidance/stable_diffusion_sdi_guidance.py`` (inversion grid
+``threestudio: threestudio/models/guidance/stable_diffusion_sdi_guidance.py`` at 28d9d80 (inversion grid
 :331-377, ``invert_noise`` :379-408, ``ddim_inversion_step`` :269-329, ``compute_grad_sdi``
 :426-473, loss :524-526, t anneal :647-661) with ``configs/sdi.yaml``. Per step, without gradient:
 
@@ -19,16 +19,17 @@ render recovers (the paper's SDI update; its equation numbers were not re-read h
 
 applied through the surrogate ½‖z − sg(z − g)‖²/B. Ĉ_s = ε_∅ + s(ε_y − ε_∅) (diffusers form) in
 inversion and denoising alike, s = 7.5. Draws, in this order, from the loss's generator: t (when
-no schedule), u per view, then ξ per hop.
+no schedule), u per view, then ξ per hop; ``forward``'s ``noise`` is not used (inversion finds it).
 NFE per view and step: 2·(hops + 1), hops = 1 + #{k : o + k·T/n < t}: 24 at t = 980, 14 at 500,
-10 at 250 (12 and 8 when t ≤ o). No trainable parts.
+10 at 250, 17.25 on average over the default schedule. No trainable parts.
 
 Implements the SDI update as the official code computes it (inversion with CFG −7.5 on the
 leading 10-step grid, η = 0.3 noise, the random overshoot δ and the query at t on a latent at
 level t + δ, t annealed 980 → 250); does not reproduce the official loss scale, a mean-reduced MSE
-that divides g by B·C·h·w (16384·B on SD's 4×64×64 latents, ``reduction="mean"`` restores it: the
-default "sum" keeps SDI on the scale of every other sdbench loss, and the official factor depends
-on the prior's latent size and would silence the Gaussians' gradient-threshold densification),
+that divides g by B·C·h·w (16384·B on SD's 4×64×64 latents; ``reduction="mean"`` restores it: the
+default "sum" keeps SDI on the scale of every other sdbench loss, because the official factor depends
+on the prior's latent size and scales the Gaussians' densification gradients, compared with a fixed
+threshold, by the same factor; Adam's updates barely change),
 nor Perp-Neg, which ``configs/sdi.yaml`` enables (here plain CFG until ``loss.perp_neg`` exists;
 without Perp-Neg the official code uses threestudio's CFG form ε_y + s(ε_y − ε_∅), i.e. s + 1),
 nor a separate t per view within a step (official batch size 1).
