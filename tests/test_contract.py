@@ -16,7 +16,16 @@ from sdbench.budget import Budget
 
 LOSSES = registry.LOSSES.names()
 REPRESENTATIONS = registry.REPRESENTATIONS.names()
-NFE_PER_VIEW = {"sds": {2}, "csd": {2, 3}, "nfsd": {2, 3}, "ism": set(range(4, 9)), "vsd": {4}}
+NFE_PER_VIEW = {
+    "sds": {2},
+    "csd": {2, 3},
+    "nfsd": {2, 3},
+    "ism": set(range(4, 9)),
+    "vsd": {4},
+    "sdi": set(range(4, 25, 2)),
+    "asd": {3},
+    "cds": {4},
+}
 
 
 @pytest.fixture(scope="module")

@@ -143,3 +143,12 @@ class Linear:
 def anneal_bounds(t_range: tuple[float, float], t_max: Linear | None, step: int) -> tuple[float, float]:
     """``t_range`` with its upper end replaced by ``t_max(step)`` when a schedule is given."""
     return (t_range[0], t_max(step)) if t_max is not None else t_range
+
+
+def ddim_hop(prior, x: Tensor, tau: Tensor, tau_next: Tensor, eps: Tensor) -> Tensor:
+    """One deterministic DDIM step τ → τ' (η = 0) of ``x [B, ...]``, ``tau``, ``tau_next`` ``[B]``, either way:
+    x_τ' = √ᾱ_τ' x̂_0 + √(1−ᾱ_τ') ε̂ with x̂_0 = (x − √(1−ᾱ_τ) ε̂) / √ᾱ_τ. Inversion (τ' > τ) in ISM and SDI,
+    the PF-ODE step towards less noise (τ' < τ) in CDS."""
+    a, a_next = prior.alphas_cumprod[tau].view(-1, 1, 1, 1), prior.alphas_cumprod[tau_next].view(-1, 1, 1, 1)
+    x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
+    return a_next.sqrt() * x0 + (1 - a_next).sqrt() * eps

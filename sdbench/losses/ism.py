@@ -30,17 +30,19 @@ from torch import Tensor
 
 from sdbench.cameras import Cameras
 from sdbench.losses.base import Loss, LossOutput
-from sdbench.losses.common import Weighting, grad_logs, prepare_grad, randn_like, sample_timesteps, surrogate_loss, weight
+from sdbench.losses.common import (
+    Weighting,
+    ddim_hop,
+    grad_logs,
+    prepare_grad,
+    randn_like,
+    sample_timesteps,
+    surrogate_loss,
+    weight,
+)
 from sdbench.priors.base import TextConditioning
 
 NEGATIVE = "unrealistic, blurry, low quality, out of focus, ugly, low contrast, dull, dark, low-resolution, oversaturation."
-
-
-def ddim_hop(prior, x: Tensor, tau: Tensor, tau_next: Tensor, eps: Tensor) -> Tensor:
-    """One deterministic DDIM step τ → τ' (forwards for inversion): x_τ' = √ᾱ_τ' x̂_0 + √(1−ᾱ_τ') ε̂."""
-    a, a_next = prior.alphas_cumprod[tau].view(-1, 1, 1, 1), prior.alphas_cumprod[tau_next].view(-1, 1, 1, 1)
-    x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
-    return a_next.sqrt() * x0 + (1 - a_next).sqrt() * eps
 
 
 class ISM(Loss):

@@ -43,3 +43,12 @@ def expected_image_grad(g: torch.Tensor) -> torch.Tensor:
 
 def check(images: torch.Tensor, g: torch.Tensor) -> None:
     torch.testing.assert_close(images.grad, expected_image_grad(g), atol=1e-6, rtol=0)
+
+
+def setup_double(B: int = 3, size: int = 8, seed: int = 0):
+    """:func:`setup` in float64 (renders, noise, the stub's ᾱ): for losses whose g chains several
+    predictions or multiplies them by a large CFG scale or σ_t/α_t, float32 rounding alone differs
+    by ~1e-5 between two orders of the same arithmetic, so a 1e-6 comparison needs double precision."""
+    prior, images, noise, cams, text = setup(B, size, seed)
+    prior.alphas_cumprod = prior.alphas_cumprod.double()
+    return prior, images.detach().double().requires_grad_(True), noise.double(), cams, text

@@ -1,0 +1,104 @@
+"""ASD: Asynchronous Score Distillation (ScaleDreamer, Ma et al., ECCV 2024, arXiv:2407.02040).
+
+SDS's noise term is replaced by the prior's own conditional prediction at a slightly later
+timestep t⁺ > t, built from the same noise draw (the paper's ASD objective; its equation numbers
+and Δt distribution were not re-read here, ``shared/reference/losses-2.md`` §2, §9)::
+
+    g = w(t) · (Ĉ_s(x_t; y, t) − ε_φ(x_t⁺; y, t⁺)),   x_t = α_t z + σ_t ε,   x_t⁺ = α_t⁺ z + σ_t⁺ ε
+
+with one ε ~ N(0, I) for both, Ĉ_s = ε_∅ + s(ε_y − ε_∅) (diffusers form, s = 7.5), the second term
+conditional only (no CFG), w(t) = 1 − ᾱ_t, and
+
+    t⁺ = clamp(t + ⌊u · clamp(η(t − t_min), 0, T − 1 − t)⌋, 1, T − 1),   u ~ U[0, 1) per view,
+
+η = 0.1 (``plus_ratio``), t_min the current lower end of t's range. t ~ U{t_min, …, t_max} per
+view with both ends linear over the run: [500, 980] → [20, 500] over 25k steps (MVDream's and
+VSD's schedules). Official code: ``theEricMa/ScaleDreamer:
+threestudio/models/guidance/stable_diffusion_asd_guidance.py`` at 23f433f (``__call__`` :211-292, the live
+``get_t_plus`` :294-316, ``get_eps`` :333-428) with ``configs/single-prompt_benchmark/asd_sd_nerf.yaml``
+(:85-128; ``asd_sd_nerf_long.yaml``, which the run script names, has the same guidance settings).
+All three predictions run as one batched network call, as in the official ``get_eps`` (with
+Perp-Neg the official batch adds the two negatives at t, and the t⁺ term takes Perp-Neg's
+interpolated positive embedding, still without CFG).
+NFE per view and step: 3. No trainable parts.
+
+Implements the official ASD gradient with the shipped single-prompt SD NeRF settings (s = 7.5,
+η = 0.1, random shift u ~ U[0, 1), both t bounds annealed over 25k steps); does not reproduce
+Perp-Neg, which that config enables with half of threestudio's negative weights
+(``guidance_perp_neg`` −0.5; here plain CFG until ``loss.perp_neg`` exists), and the Δt
+distribution is the code's (uniform up to η(t − t_min), not re-checked against the paper).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from sdbench.cameras import Cameras
+from sdbench.losses.base import Loss, LossOutput
+from sdbench.losses.common import (
+    Linear,
+    Weighting,
+    cfg_combine,
+    grad_logs,
+    noise_images,
+    prepare_grad,
+    surrogate_loss,
+    timestep_bounds,
+    uniform,
+    weight,
+)
+from sdbench.priors.base import TextConditioning
+
+
+class ASD(Loss):
+    """Asynchronous Score Distillation (ScaleDreamer): w(t)(eps_cfg(x_t, t) - eps_y(x_t+, t+)), one noise."""
+
+    @dataclass(frozen=True)
+    class Config:
+        cfg_scale: float = 7.5
+        """CFG scale s of the first term (diffusers form, as the official code); the t⁺ term has none."""
+        plus_ratio: float = 0.1
+        """η: the shift t⁺ − t is at most η·(t − t_min) (official ``plus_ratio`` 0.1)."""
+        plus_random: bool = True
+        """Scale the shift by u ~ U[0, 1) per view (the shipped configs; the class default is False)."""
+        t_min: Linear = Linear(0.5, 0.02, 0, 25_000)
+        """Lower end of t (fraction of T) over steps: 0.5 → 0.02 over 25k steps (``min_step_percent``)."""
+        t_max: Linear = Linear(0.98, 0.5, 0, 25_000)
+        """Upper end of t (fraction of T) over steps: 0.98 → 0.5 over 25k steps (``max_step_percent``)."""
+        weighting: Weighting = "sds"
+        """w(t), evaluated at t: 'sds' = 1 − ᾱ_t (official), 'uniform', 'fantasia3d', 'sigma_over_alpha'."""
+        grad_clip: float | None = None
+        """Clamp each element of g to [−c, c] (None: off, as the official config)."""
+
+    def forward(
+        self,
+        images: Tensor,
+        text: TextConditioning,
+        cameras: Cameras,
+        step: int,
+        *,
+        t: Tensor | None = None,
+        noise: Tensor | None = None,
+    ) -> LossOutput:
+        cfg, prior = self.cfg, self.prior
+        T = prior.num_train_timesteps
+        t_range = (cfg.t_min(step), cfg.t_max(step))
+        n = noise_images(prior, images, t_range, t, noise, self.generator)
+        B = n.z.shape[0]
+        t_lo = timestep_bounds(t_range, T)[0]
+        shift = (cfg.plus_ratio * (n.t - t_lo).float()).clamp(min=0).minimum((T - 1 - n.t).float())
+        if cfg.plus_random:
+            shift = shift * uniform((B,), n.z.device, self.generator)
+        t_plus = (n.t + shift.long()).clamp(1, T - 1)
+        x_plus = prior.add_noise(n.z.detach(), t_plus, n.noise)
+        cond = text.cond(cameras)
+        with torch.no_grad():  # one batched call: [ε_y(x_t, t), ε_∅(x_t, t), ε_y(x_t⁺, t⁺)]
+            eps_y, eps_u, eps_plus = prior.unet_forward(
+                torch.cat([n.x_t, n.x_t, x_plus]), torch.cat([n.t, n.t, t_plus]), torch.cat([cond, text.uncond(B), cond])
+            ).chunk(3)
+        g = weight(cfg.weighting, prior.alphas_cumprod, n.t) * (cfg_combine(eps_y, eps_u, cfg.cfg_scale) - eps_plus)
+        g = prepare_grad(g, cfg.grad_clip)
+        return LossOutput(surrogate_loss(n.z, g), {**grad_logs(g, n.t), "t_plus": t_plus.float().mean().item()})
