@@ -16,7 +16,7 @@ from sdbench.budget import Budget
 
 LOSSES = registry.LOSSES.names()
 REPRESENTATIONS = registry.REPRESENTATIONS.names()
-NFE_PER_VIEW = {"sds": {2}, "csd": {2, 3}, "nfsd": {2, 3}, "ism": set(range(4, 9)), "vsd": {4}}
+NFE_PER_VIEW = {"sds": {2}, "csd": {2, 3}, "nfsd": {2, 3}, "ism": set(range(4, 9)), "vsd": {4}, "sds_bridge": {2}}
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_every_loss_runs_with_every_representation_on_a_latent_prior(latent_prio
     )
     assert changed, "the optimiser step changed no parameter of the representation"
     base = loss.split("_")[0]
-    expected = NFE_PER_VIEW.get(base, {2})  # vdm and its ablations: a CFG pair
+    expected = NFE_PER_VIEW.get(loss, NFE_PER_VIEW.get(base, {2}))  # vdm and its ablations: a CFG pair
     assert nfe % 2 == 0 and nfe // 2 in expected, (loss, nfe)
     for section, cfg in (("loss", spec.loss), ("representation", spec.representation), ("trial", spec.trial)):
         assert cfgutil.from_dict(type(cfg), cfgutil.to_dict(cfg), section) == cfg
