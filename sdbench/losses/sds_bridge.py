@@ -28,9 +28,10 @@ count: a shorter trial sets it itself (e.g. 400 of 500 steps, the 3D code's 80 %
 Source modifier: the paper's "oversaturated, smooth, pixelated, cartoon, foggy, hazy, blurry, bad
 structure, noisy, malformed" on priors that accept it (SD); the toy prior's vocabulary has none of
 smooth, pixelated, cartoon, foggy, hazy, bad structure, malformed, so there its degradation words
-"oversaturated, blurry, low contrast, noisy" replace it (foggy/hazy → low contrast; the toy prior
-saw one degradation word per training image, so the four-word source prompt is off its training
-distribution). The 3D target modifier "." is a no-op on the toy prior's tokenizer.
+"oversaturated, blurry, low contrast, noisy" replace it (foggy/hazy → low contrast). The toy prior saw
+one degradation word per training image and does not compose them: this source prompt's ε_src − ε_tgt
+points where "low contrast" alone does (cosine 0.98–1.0 at t = 200–800). The 3D target modifier "."
+is a no-op on the toy prior's tokenizer.
 
 Implements the two-stage SDS-Bridge gradient of the official 3D code (stage 1 SDS on y_tgt, stage 2
 w·λ₂·(ε_tgt − ε_src)); does not reproduce the 2D script's 500-step DDIM timestep grid, its
