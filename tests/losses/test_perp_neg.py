@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -129,6 +130,7 @@ def test_set_perp_neg_runs_a_short_trial(tiny_pixel_checkpoint, tmp_path, loss):
     )
     spec = T.resolve(cfg, overrides)
     assert spec.loss.perp_neg and spec.loss.perp_neg_options.f_sb.c == -0.5
-    result = T.run_trial(spec, tmp_path / loss, progress=False)
+    T.run_trial(spec, tmp_path / loss, progress=False)
+    result = json.loads((tmp_path / loss / "result.json").read_text())
     assert result["status"] == "completed" and result["cost"]["nfe"] == 3 * 2 * 4
     assert result["config"]["loss"]["perp_neg"] is True
