@@ -25,6 +25,7 @@ NFE_PER_VIEW = {
     "sdi": set(range(4, 25, 2)),
     "asd": {3},
     "cds": {4},
+    "sds_bridge": {2},
 }
 
 
@@ -65,7 +66,7 @@ def test_every_loss_runs_with_every_representation_on_a_latent_prior(latent_prio
     )
     assert changed, "the optimiser step changed no parameter of the representation"
     base = loss.split("_")[0]
-    expected = NFE_PER_VIEW.get(base, {2})  # vdm and its ablations: a CFG pair
+    expected = NFE_PER_VIEW.get(loss, NFE_PER_VIEW.get(base, {2}))  # vdm and its ablations: a CFG pair
     assert nfe % 2 == 0 and nfe // 2 in expected, (loss, nfe)
     for section, cfg in (("loss", spec.loss), ("representation", spec.representation), ("trial", spec.trial)):
         assert cfgutil.from_dict(type(cfg), cfgutil.to_dict(cfg), section) == cfg

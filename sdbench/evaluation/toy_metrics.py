@@ -24,8 +24,8 @@ both silhouettes by ``background_threshold``).
   each found by the same rule (alpha > 0.5 in 3D, ``background_threshold`` for an image) (signed:
   > 0 more contrast, e.g. a dark rim or harsh shading);
 * ``toy_detail``: high-frequency (Laplacian) energy of the render over the truth's inside the
-  silhouette (1 is the truth, < 1 over-smoothed); NaN when the truth has no detail to lose (plain
-  v1 objects mostly have none; patterned v2 scenes do);
+  silhouette (1 is the truth, < 1 over-smoothed); left out when the truth has no detail to lose
+  (plain v1 objects mostly have none; patterned v2 scenes do);
 * ``toy_noise``: high-frequency residual that no blurred, shifted, recoloured truth explains, in
   units of a white-noise std (0 for the truth).
 
@@ -57,6 +57,7 @@ a cross-trial metric computed from saved views by :func:`~sdbench.evaluation.div
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -146,7 +147,9 @@ class ToyGroundTruth(Metric):
         if ctx.representation.is_3d:
             orbit = classify(ctx.views.rgb.float().cpu(), load_evaluator("cpu"))
             metrics["toy_view_consistency"] = view_consistency(orbit.shape, orbit.colour)
-        return metrics
+        # A metric that is undefined for this scene (NaN: e.g. no detail in the truth) is left out,
+        # so result.json holds only numbers and "same seed, same metrics" compares like with like.
+        return {k: v for k, v in metrics.items() if not math.isnan(v)}
 
 
 def _iou(mask: torch.Tensor, true_mask: torch.Tensor) -> float:

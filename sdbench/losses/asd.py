@@ -41,7 +41,6 @@ from sdbench.losses.base import Loss, LossOutput
 from sdbench.losses.common import (
     Linear,
     Weighting,
-    cfg_combine,
     grad_logs,
     noise_images,
     prepare_grad,
@@ -51,6 +50,7 @@ from sdbench.losses.common import (
     weight,
 )
 from sdbench.priors.base import TextConditioning
+from sdbench.priors.guidance import cfg_combine
 
 
 class ASD(Loss):

@@ -14,6 +14,10 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from sdbench.cameras import Cameras
+from sdbench.priors.base import Prior, TextConditioning
+from sdbench.priors.guidance import PerpNeg
+
 Weighting = Literal["sds", "uniform", "fantasia3d", "sigma_over_alpha"]
 
 
@@ -64,9 +68,24 @@ def weight(kind: Weighting, alphas_cumprod: Tensor, t: Tensor) -> Tensor:
     return w.view(-1, 1, 1, 1)
 
 
-def cfg_combine(eps_cond: Tensor, eps_uncond: Tensor, scale: float) -> Tensor:
-    """Classifier-free guidance, diffusers form: ε_u + s (ε_c − ε_u)."""
-    return eps_uncond + scale * (eps_cond - eps_uncond)
+def guided_noise(
+    prior: Prior,
+    x_t: Tensor,
+    t: Tensor,
+    text: TextConditioning,
+    cameras: Cameras,
+    uncond: Tensor,
+    scale: float,
+    perp_neg: PerpNeg | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The guided prediction of every CFG-based loss, ``(eps_cfg, eps_cond, eps_uncond)`` ``[B, C, h, w]``:
+    CFG ε_u + s (ε_c − ε_u) of the prompt with the cameras' view words against ``uncond [B, L, D]``
+    (one call, NFE 2 per view); with ``perp_neg`` Perp-Neg instead (ε_c is the view-interpolated
+    positive, NFE 4 per view; :mod:`sdbench.priors.guidance`)."""
+    if perp_neg is None:
+        return prior.predict_cfg(x_t, t, text.cond(cameras), uncond, scale)
+    positive, negatives, weights = text.perp_neg(cameras, perp_neg, uncond)
+    return prior.predict_cfg(x_t, t, positive, uncond, scale, negatives, weights)
 
 
 def surrogate_loss(z: Tensor, grad: Tensor) -> Tensor:

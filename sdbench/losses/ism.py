@@ -34,6 +34,7 @@ from sdbench.losses.common import (
     Weighting,
     ddim_hop,
     grad_logs,
+    guided_noise,
     prepare_grad,
     randn_like,
     sample_timesteps,
@@ -41,6 +42,7 @@ from sdbench.losses.common import (
     weight,
 )
 from sdbench.priors.base import TextConditioning
+from sdbench.priors.guidance import PerpNeg
 
 NEGATIVE = "unrealistic, blurry, low quality, out of focus, ugly, low contrast, dull, dark, low-resolution, oversaturation."
 
@@ -67,6 +69,11 @@ class ISM(Loss):
         weighting: Weighting = "sigma_over_alpha"
         lambda_guidance: float = 0.1
         grad_clip: float | None = None
+        perp_neg: bool = False
+        """Perp-Neg guidance (view-dependent negatives perpendicular to the positive direction, NFE 4 per
+        view) for ε_cfg at x_t, ``negative_prompt`` in the unconditional slot: :mod:`sdbench.priors.guidance`."""
+        perp_neg_options: PerpNeg = PerpNeg()
+        """Perp-Neg's weight curves and overhead threshold (used when ``perp_neg`` is on)."""
 
     def schedule(self, step: int) -> tuple[int, int, int]:
         """(t_min, t_max, δ_T) at ``step``."""
@@ -112,8 +119,9 @@ class ISM(Loss):
                 tau = tau_next
             (eps_s,) = prior.predict_noise(x, s, [inv])  # target ε_φ(x_s, s, ∅)
             x_t = ddim_hop(prior, x, s, t, eps_s)
-            eps_y, eps_neg = prior.predict_noise(x_t, t, [text.cond(cameras), text.embed(cfg.negative_prompt, B)])
-            eps_cfg = eps_neg + cfg.guidance_scale * (eps_y - eps_neg)
+            perp_neg = cfg.perp_neg_options if cfg.perp_neg else None
+            neg = text.embed(cfg.negative_prompt, B)
+            eps_cfg, _, _ = guided_noise(prior, x_t, t, text, cameras, neg, cfg.guidance_scale, perp_neg)
         g = cfg.lambda_guidance * weight(cfg.weighting, prior.alphas_cumprod, t) * (eps_cfg - eps_s)
         g = prepare_grad(g, cfg.grad_clip)
         return LossOutput(surrogate_loss(z, g), {**grad_logs(g, t), "s": s.float().mean().item(), "inversion_hops": float(hops)})

@@ -33,10 +33,11 @@ from torch import Tensor, nn
 
 from sdbench.cameras import Cameras
 from sdbench.losses.base import Loss, LossOutput
-from sdbench.losses.common import Weighting, grad_logs, noise_images, prepare_grad, surrogate_loss, weight
+from sdbench.losses.common import Weighting, grad_logs, guided_noise, noise_images, prepare_grad, surrogate_loss, weight
 from sdbench.losses.graphs import CapturedStep
 from sdbench.losses.ulite import ULite, levels_for
 from sdbench.priors.base import TextConditioning
+from sdbench.priors.guidance import PerpNeg
 
 Operator = Literal["ulite", "linear", "ulite_noise"]
 
@@ -96,6 +97,11 @@ class VDM(Loss):
         """t ~ U{0, …, 999}."""
         weighting: Weighting = "sds"
         grad_clip: float | None = None
+        perp_neg: bool = False
+        """Perp-Neg guidance (view-dependent negatives perpendicular to the positive direction, NFE 4 per
+        view) instead of plain CFG (also when ``cfg_scale`` = 1): :mod:`sdbench.priors.guidance`."""
+        perp_neg_options: PerpNeg = PerpNeg()
+        """Perp-Neg's weight curves and overhead threshold (used when ``perp_neg`` is on)."""
 
     def __init__(self, cfg: VDM.Config, prior):
         super().__init__(cfg, prior)
@@ -154,10 +160,11 @@ class VDM(Loss):
         cfg = self.cfg
         n = noise_images(self.prior, images, cfg.t_range, t, noise, self.generator)
         B = n.z.shape[0]
-        if cfg.cfg_scale == 1.0:
+        if cfg.cfg_scale == 1.0 and not cfg.perp_neg:
             (eps_phi,) = self.prior.predict_noise(n.x_t, n.t, [text.cond(cameras)])
         else:
-            eps_phi, _, _ = self.prior.predict_cfg(n.x_t, n.t, text.cond(cameras), text.uncond(B), cfg.cfg_scale)
+            perp_neg = cfg.perp_neg_options if cfg.perp_neg else None
+            eps_phi, _, _ = guided_noise(self.prior, n.x_t, n.t, text, cameras, text.uncond(B), cfg.cfg_scale, perp_neg)
         mapped, op_loss = self._update_and_map(eps_phi, n.noise)  # ψ first (Algorithm 1)
         lam = dca_lambda(self.prior.alphas_cumprod, n.t, cfg.dca_cutoff if cfg.dca else None)
         g = prepare_grad(weight(cfg.weighting, self.prior.alphas_cumprod, n.t) * (eps_phi - lam * mapped), cfg.grad_clip)

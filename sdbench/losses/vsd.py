@@ -35,6 +35,7 @@ from sdbench.losses.common import (
     Weighting,
     anneal_bounds,
     grad_logs,
+    guided_noise,
     noise_images,
     prepare_grad,
     randn_like,
@@ -44,6 +45,7 @@ from sdbench.losses.common import (
     weight,
 )
 from sdbench.priors.base import TextConditioning
+from sdbench.priors.guidance import PerpNeg, cfg_combine
 
 
 class CameraEmbedding(nn.Module):
@@ -70,6 +72,11 @@ class VSD(Loss):
         """Probability of zeroing the camera in the LoRA update."""
         lora_cfg_scale: float = 1.0
         """Camera CFG of ε_φ' (threestudio); 1.0 means one camera-conditional forward (official)."""
+        perp_neg: bool = False
+        """Perp-Neg guidance (view-dependent negatives perpendicular to the positive direction, NFE 4 per
+        view) for the frozen prior's CFG (not the LoRA's camera CFG): :mod:`sdbench.priors.guidance`."""
+        perp_neg_options: PerpNeg = PerpNeg()
+        """Perp-Neg's weight curves and overhead threshold (used when ``perp_neg`` is on)."""
         t_range: tuple[float, float] = (0.02, 0.98)
         t_max: Linear | None = Linear(0.98, 0.5, 5000, 5000)
         weighting: Weighting = "sds"
@@ -123,7 +130,7 @@ class VSD(Loss):
                 class_labels=torch.cat([cam["class_labels"], torch.zeros_like(cam["class_labels"])]),
             )
             e_c, e_0 = both.chunk(2)
-            return e_0 + self.cfg.lora_cfg_scale * (e_c - e_0)
+            return cfg_combine(e_c, e_0, self.cfg.lora_cfg_scale)
 
     def lora_step(self, z: Tensor, text: TextConditioning, cameras: Cameras) -> float:
         """One AdamW step of the LoRA copy's denoising loss on the detached renders ``z``."""
@@ -158,7 +165,8 @@ class VSD(Loss):
         cfg = self.cfg
         n = noise_images(self.prior, images, anneal_bounds(cfg.t_range, cfg.t_max, step), t, noise, self.generator)
         B = n.z.shape[0]
-        eps_pre, _, _ = self.prior.predict_cfg(n.x_t, n.t, text.cond(cameras), text.uncond(B), cfg.cfg_scale)
+        perp_neg = cfg.perp_neg_options if cfg.perp_neg else None
+        eps_pre, _, _ = guided_noise(self.prior, n.x_t, n.t, text, cameras, text.uncond(B), cfg.cfg_scale, perp_neg)
         eps_lora = self.lora_eps(n.x_t, n.t, text, cameras)
         g = prepare_grad(weight(cfg.weighting, self.prior.alphas_cumprod, n.t) * (eps_pre - eps_lora), cfg.grad_clip)
         lora_loss = float("nan")

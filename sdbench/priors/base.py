@@ -19,7 +19,9 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from sdbench.cameras import CameraConfig, Cameras, view_prompt
+from sdbench.cameras import VIEWS, CameraConfig, Cameras, view_prompt
+from sdbench.errors import UserError
+from sdbench.priors.guidance import PerpNeg, cfg_combine, perp_neg_views
 
 
 @dataclass
@@ -107,13 +109,24 @@ class Prior(abc.ABC):
             )
         return list(eps.chunk(k))
 
-    def predict_cfg(self, x_t: Tensor, t: Tensor, cond: Tensor, uncond: Tensor, scale: float) -> tuple[Tensor, Tensor, Tensor]:
-        """Classifier-free guidance in the diffusers form ε_u + s(ε_c − ε_u), in one batched call.
+    def predict_cfg(
+        self,
+        x_t: Tensor,
+        t: Tensor,
+        cond: Tensor,
+        uncond: Tensor,
+        scale: float,
+        negatives: Sequence[Tensor] = (),
+        negative_weights: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Classifier-free guidance in the diffusers form ε_u + s(ε_c − ε_u), in one batched call
+        (:func:`~sdbench.priors.guidance.cfg_combine`).
 
-        Returns ``(eps_cfg, eps_cond, eps_uncond)``, each ``[B, C, h, w]``.
+        ``negatives`` (K embeddings ``[B, L, D]``) with ``negative_weights [B, K]``: Perp-Neg, the
+        same call with (2 + K)·B rows. Returns ``(eps_cfg, eps_cond, eps_uncond)``, each ``[B, C, h, w]``.
         """
-        eps_c, eps_u = self.predict_noise(x_t, t, [cond, uncond])
-        return eps_u + scale * (eps_c - eps_u), eps_c, eps_u
+        eps_c, eps_u, *eps_neg = self.predict_noise(x_t, t, [cond, uncond, *negatives])
+        return cfg_combine(eps_c, eps_u, scale, eps_neg, negative_weights), eps_c, eps_u
 
     # ---------------------------------------------------------------- spaces
     @abc.abstractmethod
@@ -173,3 +186,18 @@ class TextConditioning:
     def uncond(self, n: int) -> Tensor:
         """``[n, L, D]``: the empty prompt."""
         return self.embed("", n)
+
+    def perp_neg(self, cameras: Cameras, opts: PerpNeg, uncond: Tensor) -> tuple[Tensor, list[Tensor], Tensor]:
+        """Perp-Neg's conditioning of each camera (:mod:`sdbench.priors.guidance`): the interpolated
+        positive embedding ``[B, L, D]``, two negative embeddings ``[B, L, D]`` (``uncond [B, L, D]``
+        where unused) and their weights ``[B, 2]``."""
+        if not self.view_dependent:
+            raise UserError("Perp-Neg needs view-dependent prompts; drop trial.view_dependent=false or loss.perp_neg")
+        plan = perp_neg_views(cameras.azimuth, cameras.elevation, opts, self.camera_config.overhead_elevation)
+        views = dict(zip(VIEWS, self.prior.encode_text([view_prompt(self.prompt, v) for v in VIEWS])))
+        r = plan.ratio.to(uncond.device, uncond.dtype)
+        positive = torch.stack([r[i] * views[a] + (1 - r[i]) * views[b] for i, (a, b) in enumerate(plan.positive)])
+        negatives = [
+            torch.stack([views[pair[k]] if pair[k] else uncond[i] for i, pair in enumerate(plan.negatives)]) for k in range(2)
+        ]
+        return positive, negatives, plan.weights.to(uncond.device)

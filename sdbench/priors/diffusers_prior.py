@@ -256,8 +256,7 @@ class DiffusersPrior(Prior):
             for t in sched.timesteps:
                 model_in = sched.scale_model_input(x, t)
                 tt = torch.full((len(chunk),), int(t), device=self.device, dtype=torch.long)
-                eps_c, eps_u = self.predict_noise(model_in, tt, [cond, uncond])
-                eps = eps_u + guidance_scale * (eps_c - eps_u)
+                eps, _, _ = self.predict_cfg(model_in, tt, cond, uncond, guidance_scale)
                 x = sched.step(self._from_epsilon(eps, model_in, tt), t, x).prev_sample
             out.append(self.decode(x))
         return torch.cat(out)
