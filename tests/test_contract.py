@@ -16,7 +16,7 @@ from sdbench.budget import Budget
 
 LOSSES = registry.LOSSES.names()
 REPRESENTATIONS = registry.REPRESENTATIONS.names()
-NFE_PER_VIEW = {"sds": {2}, "csd": {2, 3}, "nfsd": {2, 3}, "ism": set(range(4, 9)), "vsd": {4}}
+NFE_PER_VIEW = {"sds": {2}, "csd": {2, 3}, "nfsd": {2, 3}, "ism": set(range(4, 9)), "vsd": {4}, "lods": {3}, "esd": {5}}
 
 
 @pytest.fixture(scope="module")
