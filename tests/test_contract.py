@@ -26,6 +26,8 @@ NFE_PER_VIEW = {
     "asd": {3},
     "cds": {4},
     "sds_bridge": {2},
+    "lods": {3},
+    "esd": {5},
 }
 
 

@@ -126,11 +126,12 @@ def test_bad_inputs_are_user_errors_before_anything_is_written(tiny_pixel_checkp
         T.resolve(T.TrialConfig(prompt="a", representation="image", prior="sd99"))
 
 
-@pytest.mark.parametrize("loss,rep", [("sds", "image"), ("vdm", "gaussians")])
+@pytest.mark.parametrize("loss,rep", [("sds", "image"), ("vdm", "gaussians"), ("lods", "image"), ("esd", "image")])
 def test_an_interrupted_trial_resumes_bit_identically_from_its_checkpoint(tiny_pixel_checkpoint, tmp_path, loss, rep):
     overrides = ["trial.checkpoint_every=3"] + (
         ["rep.num_points=200", "rep.densify_from=1", "rep.densify_every=2"] if rep == "gaussians" else []
     )
+    overrides += ["loss.alpha_lr=0.01"] if loss == "lods" else []  # α moves visibly in 7 steps
     cfg = T.TrialConfig(
         prompt="a red cube", loss=loss, representation=rep, prior=str(tiny_pixel_checkpoint), budget=Budget("steps", 7), seed=5
     )
@@ -149,5 +150,11 @@ def test_an_interrupted_trial_resumes_bit_identically_from_its_checkpoint(tiny_p
     assert resumed["cost"]["steps"] == 7 and resumed["cost"]["nfe"] == clean["cost"]["nfe"]
     final = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)
     assert final["resumable"] is False and final["step"] == 7 and "loss" in final
+    clean_loss = torch.load(tmp_path / "clean" / "checkpoint.pt", weights_only=False)["loss"]["parameters"]
+    assert all(torch.equal(v, clean_loss[k]) for k, v in final["loss"]["parameters"].items())  # trainables too
     if loss == "vdm":
         assert any("operator" in k for k in final["loss"]["parameters"])  # the operator ψ is part of the checkpoint
+    if loss == "lods":
+        assert list(final["loss"]["parameters"]) == ["alpha"]  # the learned unconditional embedding α
+    if loss == "esd":
+        assert any("class_embedding" in k for k in final["loss"]["parameters"])  # LoRA and camera MLP

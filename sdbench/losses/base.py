@@ -10,6 +10,7 @@ score-distillation gradient. Sampling of ``t`` and ε can be fixed by passing th
 from __future__ import annotations
 
 import abc
+import copy
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -77,7 +78,8 @@ class Loss(nn.Module, abc.ABC):
         return {
             "parameters": {n: p.detach().clone() for n, p in self.named_parameters() if p.requires_grad},
             "buffers": {n: b.detach().clone() for n, b in self.named_buffers()},
-            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers().items()},
+            # deep copies: an optimiser's state_dict holds its live moment tensors, which later steps update in place
+            "optimizers": {name: copy.deepcopy(opt.state_dict()) for name, opt in self.optimizers().items()},
         }
 
     def load_checkpoint_state(self, state: dict[str, Any]) -> None:

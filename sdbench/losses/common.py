@@ -8,6 +8,7 @@ L = ½ Σ (z − sg(z − g))² / B, whose gradient is exactly ∂L/∂z = g / B
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -105,6 +106,38 @@ def prepare_grad(grad: Tensor, clip: float | None) -> Tensor:
 def grad_logs(grad: Tensor, t: Tensor) -> dict[str, float]:
     """The numbers logged for every loss: mean per-view ‖g‖₂ and mean t."""
     return {"grad_norm": grad.flatten(1).norm(dim=1).mean().item(), "t": t.float().mean().item()}
+
+
+def denoising_step(
+    prior,
+    optimizer: torch.optim.Optimizer,
+    z: Tensor,
+    embeddings: Tensor,
+    generator: torch.Generator | None = None,
+    *,
+    network=None,
+    condition: Callable[[], dict[str, Tensor]] | None = None,
+) -> float:
+    """One optimiser step on the diffusion (denoising) loss of the detached renders ``z [B, C, h, w]``.
+
+    t′ ~ U{0, …, T−1} and ε′ ~ N(0, I) from ``generator``, x_t′ = √ᾱ_t′ z + √(1−ᾱ_t′) ε′,
+    L = mean ‖net(x_t′, t′, embeddings) − target‖² with the network's own target (ε′, or v / z). The
+    network runs with autograd on, so the prior counts it as a forward and a ``with_grad``; the
+    gradient reaches whatever ``optimizer`` holds (VSD's LoRA, LODS' embedding α, which then must be
+    in ``embeddings``' graph). ``condition()``: extra network arguments, drawn after t′ and ε′ (VSD's
+    camera dropout). Returns L's value.
+    """
+    z = z.detach()
+    with torch.enable_grad():
+        t = sample_timesteps(z.shape[0], 0, prior.num_train_timesteps - 1, device=z.device, generator=generator)
+        noise = randn_like(z, generator)
+        extra = condition() if condition is not None else {}
+        pred = prior.unet_forward(prior.add_noise(z, t, noise), t, embeddings, network=network, raw=True, **extra)
+        loss = (pred - prior.network_target(z, noise, t)).pow(2).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return loss.item()
 
 
 class Noised:

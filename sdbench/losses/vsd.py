@@ -34,12 +34,11 @@ from sdbench.losses.common import (
     Linear,
     Weighting,
     anneal_bounds,
+    denoising_step,
     grad_logs,
     guided_noise,
     noise_images,
     prepare_grad,
-    randn_like,
-    sample_timesteps,
     surrogate_loss,
     uniform,
     weight,
@@ -65,9 +64,17 @@ class VSD(Loss):
     @dataclass(frozen=True)
     class Config:
         cfg_scale: float = 7.5
+        """CFG scale s of the frozen prior (diffusers form ε_u + s(ε_c − ε_u), uncond "")."""
         lora_rank: int = 4
+        """Rank of the LoRA on every attention projection of φ' (diffusers' LoRAAttnProcessor default)."""
         lora_lr: float = 1e-4
+        """AdamW learning rate of the LoRA and camera weights (both official codes)."""
+        lora_betas: tuple[float, float] = (0.9, 0.999)
+        """AdamW betas of the LoRA optimiser (torch's default)."""
+        lora_eps: float = 1e-8
+        """AdamW epsilon of the LoRA optimiser (torch's default)."""
         camera_condition: bool = True
+        """Condition φ' on the camera (an MLP of the flattened c2w added to the timestep embedding)."""
         camera_dropout: float = 0.1
         """Probability of zeroing the camera in the LoRA update."""
         lora_cfg_scale: float = 1.0
@@ -78,11 +85,15 @@ class VSD(Loss):
         perp_neg_options: PerpNeg = PerpNeg()
         """Perp-Neg's weight curves and overhead threshold (used when ``perp_neg`` is on)."""
         t_range: tuple[float, float] = (0.02, 0.98)
+        """t ~ U{⌊1000 p_min⌋, …, ⌊1000 p_max⌋}."""
         t_max: Linear | None = Linear(0.98, 0.5, 5000, 5000)
+        """Schedule of p_max in steps: 0.98, then 0.5 from step 5000 (threestudio's [5000, 0.98, 0.5, 5001])."""
         weighting: Weighting = "sds"
+        """w(t): ``sds`` = 1 − ᾱ_t."""
         lora_updates: int = 1
         """LoRA optimiser steps per optimisation step (K in the paper; 1)."""
         grad_clip: float | None = None
+        """Clamp g element-wise to [−c, c] (None: no clamp)."""
 
     def __init__(self, cfg: VSD.Config, prior):
         super().__init__(cfg, prior)
@@ -105,7 +116,9 @@ class VSD(Loss):
             if p.requires_grad:
                 p.data = p.data.float()
         self.unet_lora = unet
-        self._optimizer = torch.optim.AdamW([p for p in unet.parameters() if p.requires_grad], lr=cfg.lora_lr)
+        self._optimizer = torch.optim.AdamW(
+            [p for p in unet.parameters() if p.requires_grad], lr=cfg.lora_lr, betas=cfg.lora_betas, eps=cfg.lora_eps
+        )
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"lora": self._optimizer}
@@ -133,24 +146,29 @@ class VSD(Loss):
             return cfg_combine(e_c, e_0, self.cfg.lora_cfg_scale)
 
     def lora_step(self, z: Tensor, text: TextConditioning, cameras: Cameras) -> float:
-        """One AdamW step of the LoRA copy's denoising loss on the detached renders ``z``."""
+        """One AdamW step of the LoRA copy's denoising loss on the detached renders ``z``, each view's
+        camera zeroed with probability ``camera_dropout``."""
         B = z.shape[0]
+        cam = self._camera(cameras)
+
+        def dropped_camera() -> dict[str, Tensor]:
+            if not cam:
+                return {}
+            keep = (uniform((B,), z.device, self.generator) >= self.cfg.camera_dropout).to(z.dtype)
+            return {"class_labels": cam["class_labels"] * keep[:, None]}
+
         self.unet_lora.train()
-        with torch.enable_grad():
-            t = sample_timesteps(B, 0, self.prior.num_train_timesteps - 1, device=z.device, generator=self.generator)
-            noise = randn_like(z, self.generator)
-            x_t = self.prior.add_noise(z, t, noise)
-            cam = self._camera(cameras)
-            if cam:
-                keep = (uniform((B,), z.device, self.generator) >= self.cfg.camera_dropout).to(z.dtype)
-                cam = {"class_labels": cam["class_labels"] * keep[:, None]}
-            pred = self.prior.unet_forward(x_t, t, text.embed(text.prompt, B), network=self.unet_lora, raw=True, **cam)
-            loss = (pred - self.prior.network_target(z, noise, t)).pow(2).mean()
-            self._optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self._optimizer.step()
+        loss = denoising_step(
+            self.prior,
+            self._optimizer,
+            z,
+            text.embed(text.prompt, B),
+            self.generator,
+            network=self.unet_lora,
+            condition=dropped_camera,
+        )
         self.unet_lora.eval()
-        return loss.item()
+        return loss
 
     def forward(
         self,
