@@ -398,12 +398,10 @@ def export(
                 layout = t3bench_layout(extra["extent"])
             else:
                 layout = frames_layout(t.trial, views or GPTEVAL3D_VIEWS, t.representation.is_3d)
-            files = render_layout(
-                t.representation, layout, size or DEFAULT_SIZE.get(fmt, t.representation.resolution), folder, normals,
-                progress=bar.step(t, layout),
-            )  # fmt: skip
+            px = size or DEFAULT_SIZE.get(fmt, t.representation.resolution)
+            files = render_layout(t.representation, layout, px, folder, normals, progress=bar.step(t, layout))
             if fmt == "frames":
-                files.append(_write_cameras(layout, size or t.representation.resolution, folder))
+                files.append(_write_cameras(layout, px, folder))
             entries.append(_entry(t, folder, files, out, **extra))
     bar.close()
     _write_manifest(out, fmt, size, normals, entries, skipped)
