@@ -147,6 +147,10 @@ class Cameras:
         w2c[:, :3, 3] = -(rot_t @ c2w[:, :3, 3:4])[..., 0]
         return w2c
 
+    def to_world(self, vectors: Tensor) -> Tensor:
+        """Rotate per-pixel camera-frame (OpenCV) vectors ``[B, 3, H, W]`` into the world frame."""
+        return torch.einsum("bij,bjhw->bihw", self.c2w[:, :3, :3].to(vectors.dtype), vectors)
+
     def intrinsics(self, height: int, width: int) -> Tensor:
         """Pinhole matrices ``K`` for an ``height × width`` image, ``[B, 3, 3]``."""
         focal = 0.5 * height / torch.tan(0.5 * torch.deg2rad(self.fovy))
@@ -202,3 +206,54 @@ def view_prompt(prompt: str, view: str) -> str:
 
 def fov_to_focal(fovy_deg: float, height: int) -> float:
     return 0.5 * height / math.tan(0.5 * math.radians(fovy_deg))
+
+
+def depth_to_normals(
+    depth: Tensor,  # [B, 1, H, W]
+    K: Tensor,  # [B, 3, 3]
+    valid: Tensor,  # [B, 1, H, W] bool
+) -> Tensor:
+    """Surface normals of a depth map by finite differences of its back-projected points.
+
+    Each pixel centre ``(j + 0.5, i + 0.5)`` with camera-space depth ``z`` back-projects to
+    ``P = z · K⁻¹ (j + 0.5, i + 0.5, 1)`` (OpenCV frame). Along each image axis the derivative of
+    ``P`` is the forward or the backward difference, whichever has the smaller depth step among
+    the valid neighbours (so silhouettes and occlusion edges do not bend the normals), and
+    ``n = normalise(∂P/∂i × ∂P/∂j)`` faces the camera.
+
+    Returns unit normals ``[B, 3, H, W]`` in the camera frame (OpenCV: x right, y down, z forward;
+    a surface facing the camera has ``n_z < 0``), 0 where the pixel or both of its neighbours along
+    an axis are not valid.
+    """
+    B, _, H, W = depth.shape
+    if K.shape != (B, 3, 3) or valid.shape != depth.shape:
+        raise ValueError(f"depth {tuple(depth.shape)}, K {tuple(K.shape)}, valid {tuple(valid.shape)} do not match")
+    v, u = torch.meshgrid(
+        torch.arange(H, dtype=depth.dtype, device=depth.device) + 0.5,
+        torch.arange(W, dtype=depth.dtype, device=depth.device) + 0.5,
+        indexing="ij",
+    )
+    x = (u[None] - K[:, 0, 2, None, None]) / K[:, 0, 0, None, None]
+    y = (v[None] - K[:, 1, 2, None, None]) / K[:, 1, 1, None, None]
+    points = depth * torch.stack([x, y, torch.ones_like(x)], dim=1)  # [B, 3, H, W]
+    d_u, ok_u = _one_sided_difference(points, valid, dim=3)
+    d_v, ok_v = _one_sided_difference(points, valid, dim=2)
+    normals = torch.nn.functional.normalize(torch.linalg.cross(d_v, d_u, dim=1), dim=1)
+    return torch.where(valid & ok_u & ok_v, normals, torch.zeros_like(normals))
+
+
+def _one_sided_difference(points: Tensor, valid: Tensor, dim: int) -> tuple[Tensor, Tensor]:
+    """``points [B, 3, H, W]`` differenced along ``dim`` (forward or backward, the smaller depth step
+    between valid pixels); returns the differences and where one existed ``[B, 1, H, W]``."""
+    n = points.shape[dim]
+    step = points.narrow(dim, 1, n - 1) - points.narrow(dim, 0, n - 1)
+    pair = valid.narrow(dim, 1, n - 1) & valid.narrow(dim, 0, n - 1)
+    fwd, bwd = torch.zeros_like(points), torch.zeros_like(points)
+    fwd.narrow(dim, 0, n - 1).copy_(step)
+    bwd.narrow(dim, 1, n - 1).copy_(step)
+    ok_f, ok_b = torch.zeros_like(valid), torch.zeros_like(valid)
+    ok_f.narrow(dim, 0, n - 1).copy_(pair)
+    ok_b.narrow(dim, 1, n - 1).copy_(pair)
+    inf = torch.full_like(points[:, 2:], float("inf"))
+    use_fwd = torch.where(ok_f, fwd[:, 2:].abs(), inf) <= torch.where(ok_b, bwd[:, 2:].abs(), inf)
+    return torch.where(use_fwd, fwd, bwd), ok_f | ok_b

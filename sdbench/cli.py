@@ -281,6 +281,32 @@ def eval_(
     _console().print(table)
 
 
+@app.command("export")
+def export(
+    source: Path = typer.Argument(..., help="A trial directory (with result.json) or a sweep directory (with trials/)."),
+    fmt: str = typer.Option(..., "--format", help="gpteval3d, t3bench or frames."),
+    out: Path | None = typer.Option(None, "--out", help="Output folder (default SOURCE/export/FORMAT)."),
+    size: int = typer.Option(0, "--size", help="Image size (default 512 for gpteval3d and t3bench, the trial's for frames)."),
+    views: int = typer.Option(0, "--views", help="frames only: orbit views (default 120)."),
+    normals: str = typer.Option("world", "--normals", help="Normal-map frame: world (threestudio's, default) or camera."),
+    prompts: Path | None = typer.Option(
+        None, "--prompts", help="gpteval3d only: a prompts.json (or one prompt per line) whose order gives the prompt ids."
+    ),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Render trials' saved representations in the view layout of an evaluator (GPTEval3D, T3Bench) or as frames."""
+    from sdbench.export import export as export_views
+
+    summary = export_views(source, fmt, out, size, views, normals, prompts, device, progress=not quiet)
+    console = _console()
+    for entry in summary.trials:
+        console.print(f"{entry['id']}: {entry['files']} files in {entry['folder']}")
+    for note in summary.skipped:
+        console.print(f"skipped {note}")
+    console.print(f"{summary.format} export: {summary.out.resolve()}")
+
+
 def _print_result(result: dict, out: Path) -> None:
     from rich.table import Table
 

@@ -28,6 +28,24 @@ class RenderOutput:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class SurfaceOutput:
+    """The geometry of rendered views (for exports: normal maps, depth).
+
+    Attributes:
+        color: ``[B, 3, H, W]`` accumulated colour Σ w c, without the background (i.e. over black).
+        alpha: ``[B, 1, H, W]`` accumulated opacity Σ w.
+        depth: ``[B, 1, H, W]`` expected camera-space depth Σ w z / Σ w (along the optical axis); 0 where alpha is 0.
+        normal: ``[B, 3, H, W]`` unit surface normals in the **world** frame, pointing out of the
+            object; 0 where there is no surface.
+    """
+
+    color: Tensor
+    alpha: Tensor
+    depth: Tensor
+    normal: Tensor
+
+
 class Representation(nn.Module, abc.ABC):
     """Base class of representations (2D image, 3D Gaussians, NeRF, ...)."""
 
@@ -47,6 +65,13 @@ class Representation(nn.Module, abc.ABC):
     @abc.abstractmethod
     def render(self, cameras: Cameras, height: int, width: int) -> RenderOutput:
         """Render ``B = len(cameras)`` views of size ``height × width``."""
+
+    def render_surface(self, cameras: Cameras, height: int, width: int) -> SurfaceOutput:
+        """Colour without background, opacity, depth and normals of ``B = len(cameras)`` views.
+
+        Optional: 3D representations that can say where their surface is implement it (the 2D
+        image cannot)."""
+        raise NotImplementedError(f"{type(self).__name__} renders no depth or normals")
 
     @abc.abstractmethod
     def parameter_groups(self) -> list[dict[str, Any]]:

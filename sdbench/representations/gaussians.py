@@ -18,12 +18,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from sdbench.cameras import Cameras
+from sdbench.cameras import Cameras, depth_to_normals
 from sdbench.errors import UserError
-from sdbench.representations.base import RenderOutput, Representation
-from sdbench.representations.splat import rasterize
+from sdbench.representations.base import RenderOutput, Representation, SurfaceOutput
+from sdbench.representations.splat import rasterize, rasterize_surface
 
 SH_C0 = 0.28209479177387814  # Y_0^0: colour = SH_C0 · sh0 + 0.5
+SURFACE_ALPHA = 0.1
+"""Opacity above which a pixel's expected depth counts as surface (for normals from depth)."""
 
 
 def rgb_to_sh0(rgb: Tensor) -> Tensor:
@@ -160,6 +162,23 @@ class Gaussians(Representation):
             self.background,
         )
         return RenderOutput(rgb.permute(0, 3, 1, 2), alpha.permute(0, 3, 1, 2), {"meta": meta})
+
+    def render_surface(self, cameras: Cameras, height: int, width: int) -> SurfaceOutput:
+        """Depth is the α-weighted camera-space depth of the Gaussians' centres (gsplat's ``RGB+D``
+        divided by α); normals are finite differences of that depth map, back-projected
+        (:func:`sdbench.cameras.depth_to_normals`), rotated into the world frame."""
+        a = self.activated()
+        cams = cameras.to(a["means"].device)
+        K = cams.intrinsics(height, width)
+        color, alpha, depth_sum = (
+            t.permute(0, 3, 1, 2)
+            for t in rasterize_surface(
+                a["means"], a["quats"], a["scales"], a["opacities"], a["sh"], cams.viewmats, K, width, height, self.cfg.sh_degree
+            )
+        )
+        depth = torch.where(alpha > 0, depth_sum / alpha.clamp_min(1e-12), torch.zeros_like(alpha))
+        normal = cams.to_world(depth_to_normals(depth, K, alpha > SURFACE_ALPHA))
+        return SurfaceOutput(color, alpha, depth, normal)
 
     # -------------------------------------------------------------- optimise
     def parameter_groups(self) -> list[dict[str, Any]]:

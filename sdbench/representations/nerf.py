@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sdbench.cameras import Cameras
-from sdbench.representations.base import RenderOutput, Representation
+from sdbench.representations.base import RenderOutput, Representation, SurfaceOutput
 
 
 def ray_sphere(origins: Tensor, dirs: Tensor, radius: float) -> tuple[Tensor, Tensor, Tensor]:
@@ -216,6 +216,48 @@ class NeRF(Representation):
         rgb, acc = self.render_rays(origins.reshape(-1, 3), dirs.reshape(-1, 3))
         B = len(cams)
         return RenderOutput(rgb.view(B, height, width, 3).permute(0, 3, 1, 2), acc.view(B, height, width, 1).permute(0, 3, 1, 2))
+
+    def render_surface(self, cameras: Cameras, height: int, width: int, chunk: int = 8192) -> SurfaceOutput:
+        """Colour, opacity, depth and normals with the stratified sampler (bin centres, on every
+        device), ``chunk`` rays at a time. The normal of a sample is n = −∇σ / ‖∇σ‖ (density falls
+        outwards), by autograd w.r.t. the sample point; a pixel's normal is normalise(Σ w_i n_i)
+        with the render weights; its depth is Σ w_i t_i cos θ / Σ w_i (θ: the ray's angle to the
+        optical axis)."""
+        cams = cameras.to(self.background_color.device)
+        origins, dirs = cams.rays(height, width)
+        cos = (dirs * cams.c2w[:, None, None, :3, 2]).sum(-1, keepdim=True)  # [B, H, W, 1]
+        parts = [self._surface_rays(o, d) for o, d in zip(origins.reshape(-1, 3).split(chunk), dirs.reshape(-1, 3).split(chunk))]
+        color, acc, dist, normal = (torch.cat(p).view(len(cams), height, width, -1) for p in zip(*parts))
+        depth = torch.where(acc > 0, dist / acc.clamp_min(1e-12) * cos, torch.zeros_like(acc))
+        to_bchw = lambda t: t.permute(0, 3, 1, 2).contiguous()  # noqa: E731
+        return SurfaceOutput(to_bchw(color), to_bchw(acc), to_bchw(depth), to_bchw(F.normalize(normal, dim=-1)))
+
+    def _surface_rays(self, origins: Tensor, dirs: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Σ w c ``[R, 3]``, Σ w ``[R, 1]``, Σ w t ``[R, 1]`` and Σ w n ``[R, 3]`` of rays ``[R, 3]``."""
+        from nerfacc import accumulate_along_rays, render_weight_from_density
+
+        near, far, hit = ray_sphere(origins, dirs, self.cfg.bound)
+        far = torch.where(hit, far, near)
+        t_starts, t_ends, t = stratified_bins(near, far, self.cfg.samples_per_ray, jitter=False)
+        points = (origins[:, None, :] + dirs[:, None, :] * t[..., None]).reshape(-1, 3)
+        live = hit[:, None].expand_as(t).reshape(-1)
+        if self.cfg.skip_empty and self._occupancy_ready:
+            live = live & self.occupied(points)
+        idx = torch.nonzero(live, as_tuple=True)[0]
+        with torch.enable_grad():
+            x = points.index_select(0, idx).detach().requires_grad_(True)
+            sigma_live, rgb_live = self.field(x)
+            (grad,) = torch.autograd.grad(sigma_live.sum(), x)
+        n = points.shape[0]
+        scatter = lambda v: torch.zeros(n, *v.shape[1:], device=v.device, dtype=v.dtype).index_copy(0, idx, v.detach())  # noqa: E731
+        sigma, rgb, normal = scatter(sigma_live), scatter(rgb_live), scatter(-F.normalize(grad, dim=-1))
+        weights, _, _ = render_weight_from_density(t_starts, t_ends, sigma.view_as(t))
+        return (
+            accumulate_along_rays(weights, rgb.view(*t.shape, 3)),
+            accumulate_along_rays(weights, None),
+            accumulate_along_rays(weights, t[..., None]),
+            accumulate_along_rays(weights, normal.view(*t.shape, 3)),
+        )
 
     # ------------------------------------------------------------- training
     def parameter_groups(self) -> list[dict[str, Any]]:

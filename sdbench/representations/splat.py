@@ -19,6 +19,7 @@ reference the tests compare it with.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -269,3 +270,48 @@ def rasterize(
         )
         return rgb, alpha, meta
     return rasterize_torch(means, quats, scales, opacities, sh, viewmats, Ks, width, height, sh_degree, background)
+
+
+def rasterize_surface(
+    means: Tensor,  # [N, 3]
+    quats: Tensor,  # [N, 4]
+    scales: Tensor,  # [N, 3]
+    opacities: Tensor,  # [N]
+    sh: Tensor,  # [N, K, 3]
+    viewmats: Tensor,  # [C, 4, 4]
+    Ks: Tensor,  # [C, 3, 3]
+    width: int,
+    height: int,
+    sh_degree: int,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Colour over black, opacity and accumulated depth of Gaussians (for depth and normal maps).
+
+    Returns ``rgb [C, H, W, 3] = Σ w c``, ``alpha [C, H, W, 1] = Σ w`` and ``depth [C, H, W, 1] = Σ w z``
+    with ``z`` the camera-space depth of each Gaussian's centre (divide by ``alpha`` for the
+    expected depth): gsplat's ``render_mode="RGB+D"`` on CUDA; elsewhere :func:`composite_sparse`
+    run twice on the same projection, once with the colours and once with ``z`` as the colour.
+    """
+    if means.is_cuda:
+        import gsplat
+
+        out, alpha, _ = gsplat.rasterization(
+            means,
+            quats,
+            scales,
+            opacities,
+            sh,
+            viewmats,
+            Ks,
+            width,
+            height,
+            sh_degree=sh_degree,
+            packed=False,
+            render_mode="RGB+D",
+        )
+        return out[..., :3], alpha, out[..., 3:4]
+    black = torch.zeros(3, device=means.device, dtype=means.dtype)
+    proj = project(means, quats, scales, sh, viewmats, Ks, width, height, sh_degree)
+    rgb, alpha = composite_sparse(proj, opacities, width, height, black)
+    as_colour = dataclasses.replace(proj, colors=proj.depths[..., None].expand(-1, -1, 3))
+    depth, _ = composite_sparse(as_colour, opacities, width, height, black)
+    return rgb, alpha, depth[..., :1]
