@@ -1,0 +1,88 @@
+"""The optimisation loop: render, loss, step, until the budget is spent."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from sdbench.budget import Budget
+from sdbench.cameras import Cameras
+from sdbench.errors import TrialFailed
+from sdbench.priors.base import TextConditioning
+from sdbench.trial.checkpoint import save_checkpoint
+from sdbench.trial.state import TrialState
+
+
+def _progress(budget: Budget, description: str, enabled: bool):
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[spent]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[logs]}"),
+        disable=not enabled,
+        transient=False,
+    )
+
+
+def optimise(
+    state: TrialState,
+    progress: bool = True,
+    on_step: Callable[[TrialState], None] | None = None,
+    checkpoint_path: Path | None = None,
+) -> list[dict]:
+    """Run the optimisation loop until the budget is spent; returns the logged history.
+
+    With ``checkpoint_path`` and ``trial.checkpoint_every``, a resumable checkpoint is written
+    every that many steps."""
+    t = state.spec.trial
+    text = TextConditioning(state.prior, t.prompt, t.view_dependent, t.cameras)
+    res = state.representation.resolution
+    history = state.history
+    window: dict[str, list[float]] = {}
+    start = time.perf_counter() - state.seconds
+    with _progress(t.budget, f"{t.loss} · {t.representation}", progress) as bar:
+        task = bar.add_task(f"{t.loss} · {t.representation}", total=1.0, spent="", logs="")
+        while not t.budget.exhausted(state.step, state.seconds, state.nfe):
+            cams = Cameras.sample(t.batch_size, t.cameras, generator=state.camera_generator).to(state.prior.device)
+            out = state.representation.render(cams, res, res)
+            result = state.loss(out.rgb, text, cams, state.step)
+            if not torch.isfinite(result.loss) or not torch.isfinite(out.rgb).all():
+                raise TrialFailed(f"loss became NaN/inf at step {state.step}")
+            for opt in state.optimizers.values():
+                opt.zero_grad(set_to_none=True)
+            state.representation.pre_backward(state.step, out)
+            result.loss.backward()
+            for opt in state.optimizers.values():
+                opt.step()
+            state.representation.post_step(state.step, state.optimizers, out)
+            state.step += 1
+            state.seconds = time.perf_counter() - start
+            for k, v in result.logs.items():
+                window.setdefault(k, []).append(float(v))
+            if state.step % t.log_every == 0 or t.budget.exhausted(state.step, state.seconds, state.nfe):
+                state.logs = {k: sum(v) / len(v) for k, v in window.items()}
+                window = {}
+                if any(not math.isfinite(v) for v in state.logs.values()):
+                    raise TrialFailed(f"a logged value became NaN/inf at step {state.step}: {state.logs}")
+                history.append({"step": state.step, "seconds": round(state.seconds, 4), "nfe": state.nfe, **state.logs})
+                shown = " ".join(f"{k}={v:.3g}" for k, v in list(state.logs.items())[:3])
+                bar.update(
+                    task,
+                    completed=t.budget.fraction(state.step, state.seconds, state.nfe),
+                    spent=f"step {state.step} · nfe {state.nfe}",
+                    logs=shown,
+                )
+            if checkpoint_path is not None and t.checkpoint_every and state.step % t.checkpoint_every == 0:
+                save_checkpoint(state, checkpoint_path)
+            if on_step is not None:
+                on_step(state)
+        bar.update(task, completed=1.0)
+    return history
