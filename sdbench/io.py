@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,6 +16,12 @@ from typing import Any, BinaryIO
 
 import torch
 from torch import Tensor
+
+
+def slug(text: str, max_len: int = 40) -> str:
+    """A file-name-safe form of ``text`` (trial ids, run folders, cache folders): lower-case ASCII letters
+    and digits, every other run of characters one ``-``, cut at ``max_len``; ``prompt`` when nothing is left."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:max_len] or "prompt"
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> Path:

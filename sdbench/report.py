@@ -17,33 +17,18 @@ import io
 import json
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sdbench.io import atomic_write, write_text
+from sdbench import config as cfgutil
+from sdbench.budget import Budget
+from sdbench.io import atomic_write, slug, write_text
+from sdbench.results import HEADLINE_METRICS, GroupKey, TrialResult, group_key, load_results
 
 ID_FIELDS = ("trial", "prompt", "loss", "representation", "prior", "seed", "budget", "status", "error")
-COST_FIELDS = ("seconds", "steps", "nfe", "seconds_per_step", "peak_memory_mb")
-Result = tuple[Path, dict[str, Any]]
-
-
-def load_results(trial_dirs: Iterable[Path]) -> list[Result]:
-    """(directory, result.json) for every directory that has a result."""
-    out = []
-    for d in trial_dirs:
-        f = Path(d) / "result.json"
-        if f.is_file():
-            out.append((Path(d), json.loads(f.read_text())))
-    return out
-
-
-def budget_str(r: dict[str, Any]) -> str:
-    return f"{r['budget']['kind']}:{r['budget']['value']:g}"
-
-
-def group_of(r: dict[str, Any]) -> tuple[str, str, str, str]:
-    return (r["prior"], r["loss"], r["representation"], budget_str(r))
+COST_FIELDS = ("seconds", "steps", "nfe", "seconds_per_step", "peak_memory_mb", "nonfinite_grad_steps")
+Result = tuple[Path, TrialResult]
 
 
 # ------------------------------------------------------------------ statistics
@@ -62,28 +47,19 @@ def mean_ci(values: Sequence[float]) -> tuple[float, float, int]:
     return m, float(student.ppf(0.975, n - 1)) * sd / math.sqrt(n), n
 
 
-def summarize(results: Sequence[Result]) -> tuple[list[str], dict[tuple, dict[str, tuple[float, float, int]]]]:
+def summarize(results: Sequence[Result]) -> tuple[list[str], dict[GroupKey, dict[str, tuple[float, float, int]]]]:
     """Per group: {column: (mean, ci, n)} over completed trials, for metrics and costs."""
-    metric_names = sorted({m for _, r in results for m in r.get("metrics", {})})
+    metric_names = sorted({m for _, r in results for m in r.metrics})
     columns = metric_names + [f"cost.{c}" for c in COST_FIELDS]
-    groups: dict[tuple, list[dict]] = defaultdict(list)
+    groups: dict[GroupKey, list[TrialResult]] = defaultdict(list)
     for _, r in results:
-        if r["status"] == "completed":
-            groups[group_of(r)].append(r)
-    table = {}
-    for key, rs in sorted(groups.items()):
-        row = {}
-        for c in columns:
-            if c.startswith("cost."):
-                row[c] = mean_ci([r["cost"].get(c[5:], float("nan")) for r in rs])
-            else:
-                row[c] = mean_ci([r["metrics"].get(c, float("nan")) for r in rs])
-        table[key] = row
-    return columns, table
+        if r.completed:
+            groups[group_key(r)].append(r)
+    return columns, {key: {c: mean_ci([r.value(c) for r in rs]) for c in columns} for key, rs in sorted(groups.items())}
 
 
 # ------------------------------------------------------------------------ FID
-def group_fid(out: Path, results: Sequence[Result], refs_per_prompt: int = 8) -> dict[tuple, tuple[float, str]]:
+def group_fid(out: Path, results: Sequence[Result], refs_per_prompt: int = 8) -> dict[GroupKey, tuple[float, str]]:
     """3D-FID per group: the group's evaluation views against prior samples of its prompts.
 
     Feature space: the toy evaluator for the toy prior, clean-fid's Inception where its weights are
@@ -96,21 +72,21 @@ def group_fid(out: Path, results: Sequence[Result], refs_per_prompt: int = 8) ->
     from sdbench.evaluation import fid as F
     from sdbench.world.data import cache_dir
 
-    groups: dict[tuple, list[Result]] = defaultdict(list)
+    groups: dict[GroupKey, list[Result]] = defaultdict(list)
     for d, r in results:
-        if r["status"] == "completed" and (d / "views").is_dir():
-            groups[group_of(r)].append((d, r))
-    values: dict[tuple, tuple[float, str]] = {}
+        if r.completed and (d / "views").is_dir():
+            groups[group_key(r)].append((d, r))
+    values: dict[GroupKey, tuple[float, str]] = {}
     priors: dict[str, Any] = {}
     for key, members in groups.items():
-        prior_name = key[0]
+        prior_name = key.prior
         features = "toy" if prior_name == "toy" else ("inception" if os.environ.get(F.INCEPTION_ENV) else None)
         if features is None:
             continue
         if prior_name not in priors:
             from sdbench.trial import spec_from_config
 
-            spec = spec_from_config(members[0][1]["config"])
+            spec = spec_from_config(members[0][1].config)
             priors[prior_name] = spec.prior_cls(spec.prior)
         prior = priors[prior_name]
         with tempfile.TemporaryDirectory() as tmp:
@@ -120,42 +96,44 @@ def group_fid(out: Path, results: Sequence[Result], refs_per_prompt: int = 8) ->
             for d, _ in members:
                 for v in sorted((d / "views").glob("*.png")):
                     shutil.copy(v, fake / f"{d.name}-{v.name}")
-            for prompt in sorted({r["prompt"] for _, r in members}):
+            for prompt in sorted({r.prompt for _, r in members}):
                 folder = F.reference_images(
                     prior,
-                    json.dumps(members[0][1]["config"]["prior"], sort_keys=True) + prior_name,
+                    json.dumps(members[0][1].config["prior"], sort_keys=True) + prior_name,
                     prompt,
                     refs_per_prompt,
                     0,
                     cache_dir(),
                 )
                 for v in sorted(folder.glob("*.png")):
-                    shutil.copy(v, real / f"{F._slug(prompt)}-{v.name}")
+                    shutil.copy(v, real / f"{slug(prompt, 48)}-{v.name}")
             values[key] = (F.fid(fake, real, features), features)
     return values
 
 
 # ----------------------------------------------------------------------- files
-def rows(results: Sequence[Result], fids: dict[tuple, tuple[float, str]] | None = None) -> tuple[list[str], list[dict[str, Any]]]:
-    metric_names = sorted({m for _, r in results for m in r.get("metrics", {})})
+def rows(
+    results: Sequence[Result], fids: dict[GroupKey, tuple[float, str]] | None = None
+) -> tuple[list[str], list[dict[str, Any]]]:
+    metric_names = sorted({m for _, r in results for m in r.metrics})
     header = [*ID_FIELDS, *metric_names, *(f"cost_{c}" for c in COST_FIELDS), "fid", "fid_features"]
     table = []
     for d, r in results:
         row: dict[str, Any] = {
             "trial": d.name,
-            "prompt": r["prompt"],
-            "loss": r["loss"],
-            "representation": r["representation"],
-            "prior": r["prior"],
-            "seed": r["seed"],
-            "budget": budget_str(r),
-            "status": r["status"],
-            "error": r.get("error") or "",
+            "prompt": r.prompt,
+            "loss": r.loss,
+            "representation": r.representation,
+            "prior": r.prior,
+            "seed": r.seed,
+            "budget": r.budget.label,
+            "status": r.status,
+            "error": r.error or "",
         }
-        row.update({m: r.get("metrics", {}).get(m, "") for m in metric_names})
-        row.update({f"cost_{c}": r.get("cost", {}).get(c, "") for c in COST_FIELDS})
-        fid_value = (fids or {}).get(group_of(r))
-        row["fid"], row["fid_features"] = fid_value if fid_value and r["status"] == "completed" else ("", "")
+        row.update({m: r.metrics.get(m, "") for m in metric_names})
+        row.update({f"cost_{c}": "" if getattr(r.cost, c) is None else getattr(r.cost, c) for c in COST_FIELDS})
+        fid_value = (fids or {}).get(group_key(r))
+        row["fid"], row["fid_features"] = fid_value if fid_value and r.completed else ("", "")
         table.append(row)
     return header, table
 
@@ -223,9 +201,6 @@ def _plots(columns: list[str], table: dict, metrics: list[str]) -> str:
     return "\n".join(html_parts)
 
 
-HEADLINE = ("toy_acc", "toy_colour_error", "toy_iou", "clip_toy", "clip_vit_l_14", "denoise_mse")
-
-
 def write_report(
     results: Sequence[Result], path: Path, title: str = "sdbench report", fids: dict | None = None, notes: str = ""
 ) -> Path:
@@ -253,24 +228,20 @@ def write_report(
 
     quality = section(metric_cols, with_fid=True)
     cost = section([c for c in columns if c.startswith("cost.")], with_fid=False)
-    plots = _plots(columns, table, [m for m in HEADLINE if m in metric_cols] or metric_cols[:2])
-    prompts = sorted({r["prompt"] for _, r in results})
-    cols = sorted({(r["loss"], r["representation"]) for _, r in results})
+    plots = _plots(columns, table, [m for m in HEADLINE_METRICS if m in metric_cols] or metric_cols[:2])
+    prompts = sorted({r.prompt for _, r in results})
+    cols = sorted({(r.loss, r.representation) for _, r in results})
     grid_head = "".join(f"<th>{html.escape(loss)} · {html.escape(rep)}</th>" for loss, rep in cols)
     grid_rows = []
     for p in prompts:
         cells = []
         for loss, rep in cols:
             match = sorted(
-                [
-                    (r["seed"], d)
-                    for d, r in results
-                    if r["prompt"] == p and r["loss"] == loss and r["representation"] == rep and r["status"] == "completed"
-                ]
+                [(r.seed, d) for d, r in results if r.prompt == p and r.loss == loss and r.representation == rep and r.completed]
             )
             cells.append("<td>" + (_img(match[0][1] / "views.png", f"{p} {loss} {rep}", 480) if match else "—") + "</td>")
         grid_rows.append(f"<tr><th>{html.escape(p)}</th>{''.join(cells)}</tr>")
-    failed = [(d.name, r.get("error") or "") for d, r in results if r["status"] != "completed"]
+    failed = [(d.name, r.error or "") for d, r in results if not r.completed]
     failed_html = (
         "<h2>Failed trials</h2><ul>"
         + "".join(f"<li><code>{html.escape(n)}</code>: {html.escape(e)}</li>" for n, e in failed)
@@ -324,8 +295,8 @@ def build_report(out: Path, ids: Sequence[str] | None = None, fid: bool = True) 
     sweep = json.loads((out / "sweep.json").read_text()).get("sweep", {}) if (out / "sweep.json").is_file() else {}
     notes = ""
     if "budget" in sweep:
-        notes = html.escape(f"Budget {sweep['budget'].get('kind')}:{sweep['budget'].get('value')} for every trial.")
+        notes = html.escape(f"Budget {cfgutil.from_dict(Budget, sweep['budget']).label} for every trial.")
     elif "groups" in sweep:
-        budgets = sorted({f"{g['budget']['kind']}:{g['budget']['value']}" for g in sweep["groups"]})
+        budgets = sorted({cfgutil.from_dict(Budget, g["budget"]).label for g in sweep["groups"]})
         notes = html.escape(f"{len(sweep['groups'])} groups; budgets {', '.join(budgets)} (a row's budget is in its name).")
     return write_report(results, out / "report.html", title=f"sdbench sweep: {out.name}", fids=fids, notes=notes)

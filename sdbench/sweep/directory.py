@@ -10,6 +10,7 @@ from sdbench import __version__
 from sdbench import config as cfgutil
 from sdbench.errors import UserError
 from sdbench.io import write_json
+from sdbench.results import load_result
 from sdbench.sweep.definition import SweepConfig
 
 SWEEP_FILE = "sweep.json"
@@ -17,12 +18,9 @@ SWEEP_FILE = "sweep.json"
 
 def trial_status(trial_dir: Path) -> str:
     """'completed', 'failed', or 'missing' (never started, or interrupted before its result)."""
-    f = trial_dir / "result.json"
-    if not f.is_file():
-        return "missing"
     try:
-        return json.loads(f.read_text()).get("status", "missing")
-    except json.JSONDecodeError:
+        return load_result(trial_dir).status
+    except UserError:  # no result.json, or one cut short: the trial runs again
         return "missing"
 
 

@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Sequence
 from typing import Any
 
 from sdbench.errors import UserError
+from sdbench.io import slug
 from sdbench.sweep.definition import SweepConfig, expand_names
-
-
-def _slug(text: str, n: int = 28) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:n] or "prompt"
 
 
 def trial_id(spec) -> str:
     """A readable, stable id: prompt, loss, representation, seed and a hash of the full config."""
     digest = hashlib.sha1(json.dumps(spec.config_dict(), sort_keys=True).encode()).hexdigest()[:8]
     t = spec.trial
-    return f"{_slug(t.prompt)}-{t.loss}-{t.representation}-s{t.seed}-{digest}"
+    return f"{slug(t.prompt, 28)}-{t.loss}-{t.representation}-s{t.seed}-{digest}"
 
 
 def plan(cfg: SweepConfig | Sequence[SweepConfig]) -> list[tuple[str, Any]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -11,6 +10,7 @@ from typing import Any
 
 from sdbench.errors import UserError
 from sdbench.io import write_json
+from sdbench.results import load_result, write_result
 from sdbench.sweep.directory import trial_status
 from sdbench.sweep.driver import DRIVER_FILE, ray_temp_dir
 from sdbench.sweep.wandb_log import log_wandb
@@ -30,34 +30,16 @@ def _ray_trial(config: dict[str, Any]) -> None:
     error = None
     try:
         result = T.run_trial(spec, trial_dir, progress=False)
-    except (TrialFailed, UserError) as e:
+    except TrialFailed as e:  # recorded in the trial's result.json
         error = str(e)
-        result = json.loads((trial_dir / "result.json").read_text()) if (trial_dir / "result.json").is_file() else None
-        if result is None:  # bad input found on the worker (e.g. missing weights there)
-            result = failed_result(spec, error)
-            write_json(trial_dir / "result.json", result)
+        result = load_result(trial_dir)
+    except UserError as e:  # bad input found on the worker (e.g. missing weights there): nothing written yet
+        error = str(e)
+        result = T.new_result(spec, error=error)
+        write_result(trial_dir, result)
     if config.get("wandb", "disabled") != "disabled":
         log_wandb(config, spec, trial_dir, result)
-    tune.report({"status": result["status"], "error": error or "", **{f"metric/{k}": v for k, v in result["metrics"].items()}})
-
-
-def failed_result(spec, error: str) -> dict[str, Any]:
-    t = spec.trial
-    return {
-        "prompt": t.prompt,
-        "loss": t.loss,
-        "representation": t.representation,
-        "prior": t.prior,
-        "seed": t.seed,
-        "budget": {"kind": t.budget.kind, "value": t.budget.value},
-        "status": "failed",
-        "error": error.splitlines()[0] if error else "failed",
-        "metrics": {},
-        "cost": {},
-        "hardware": {},
-        "versions": {},
-        "config": spec.config_dict(),
-    }
+    tune.report({"status": result.status, "error": error or "", **{f"metric/{k}": v for k, v in result.metrics.items()}})
 
 
 def run_on_ray(
@@ -140,12 +122,10 @@ def run_on_ray(
         for r in grid:  # a trial that died without writing its result (OOM kill, segfault)
             cfg = r.config["trial"] if r.config else None
             if cfg and r.error is not None and trial_status(Path(cfg["dir"])) == "missing":
-                from sdbench.trial import spec_from_config
+                from sdbench.trial import new_result, spec_from_config
 
-                write_json(
-                    Path(cfg["dir"]) / "result.json",
-                    failed_result(spec_from_config(cfg["config"]), f"{type(r.error).__name__}: {r.error}"),
-                )
+                error = f"{type(r.error).__name__}: {r.error}"
+                write_result(Path(cfg["dir"]), new_result(spec_from_config(cfg["config"]), error=error, started=False))
         if bar is not None:
             bar.close()
     finally:

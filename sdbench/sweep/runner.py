@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sdbench import config as cfgutil
 from sdbench.errors import UserError
+from sdbench.results import load_result
 from sdbench.sweep.definition import SweepConfig
 from sdbench.sweep.directory import check_sweep_file, trial_status
 from sdbench.sweep.driver import end_stale_driver
@@ -66,10 +67,10 @@ def run_sweep(
     failed = []
     for i, st in statuses.items():
         if st != "completed":
-            err = ""
-            f = out / "trials" / i / "result.json"
-            if f.is_file():
-                err = json.loads(f.read_text()).get("error") or ""
+            try:
+                err = load_result(out / "trials" / i).error or ""
+            except UserError:
+                err = ""
             failed.append((i, err or "no result (the trial was interrupted)"))
     return SweepSummary(
         out,

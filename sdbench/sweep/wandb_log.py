@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
 from typing import Any
 
+from sdbench.results import TrialResult
 
-def log_wandb(config: dict[str, Any], spec, trial_dir: Path, result: dict[str, Any]) -> None:
+
+def log_wandb(config: dict[str, Any], spec, trial_dir: Path, result: TrialResult) -> None:
     """One W&B run per trial, grouped by sweep: config, per-step history, metrics, cost, views."""
     os.environ.setdefault("WANDB_SILENT", "true")
     import wandb
@@ -28,7 +31,8 @@ def log_wandb(config: dict[str, Any], spec, trial_dir: Path, result: dict[str, A
         for line in history.read_text().splitlines():
             entry = json.loads(line)
             run.log({k: v for k, v in entry.items() if k != "step"}, step=entry["step"])
-    run.summary.update({"status": result["status"], **result["metrics"], **{f"cost/{k}": v for k, v in result["cost"].items()}})
+    cost = {f"cost/{k}": v for k, v in dataclasses.asdict(result.cost).items() if v is not None}
+    run.summary.update({"status": result.status, **result.metrics, **cost})
     if (trial_dir / "views.png").is_file():
         run.log({"views": wandb.Image(str(trial_dir / "views.png"))})
     run.finish()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,8 @@ import torch
 from sdbench import registry
 from sdbench.cameras import Cameras
 from sdbench.errors import UserError
-from sdbench.io import save_grid, save_image, write_json
+from sdbench.io import save_grid, save_image
+from sdbench.results import TrialResult, load_result, write_result
 from sdbench.trial.checkpoint import CHECKPOINT_FILE
 from sdbench.trial.spec import TrialSpec, spec_from_config
 from sdbench.trial.state import seed_everything
@@ -64,20 +65,16 @@ def evaluate(
     return values, warnings
 
 
-def reevaluate(trial_dir: Path, metrics: tuple[str, ...] | None = None, priors: dict | None = None) -> dict[str, Any]:
+def reevaluate(trial_dir: Path, metrics: tuple[str, ...] | None = None, priors: dict | None = None) -> TrialResult:
     """Recompute the metrics of a completed trial directory from its saved representation and
     rewrite its ``result.json`` (metrics are merged: names not recomputed are kept)."""
-
     trial_dir = Path(trial_dir)
-    result_path = trial_dir / "result.json"
-    if not result_path.is_file():
-        raise UserError(f"{trial_dir} is not a trial directory (no result.json)")
-    result = json.loads(result_path.read_text())
-    if result.get("status") != "completed":
-        raise UserError(f"{trial_dir}: the trial did not complete (status {result.get('status')!r}); nothing to evaluate")
+    result = load_result(trial_dir)
+    if not result.completed:
+        raise UserError(f"{trial_dir}: the trial did not complete (status {result.status!r}); nothing to evaluate")
     if not (trial_dir / CHECKPOINT_FILE).is_file():
         raise UserError(f"{trial_dir} has no {CHECKPOINT_FILE}; rerun the trial")
-    spec = spec_from_config(result["config"])
+    spec = spec_from_config(result.config)
     priors = {} if priors is None else priors
     key = (spec.prior_cls, repr(spec.prior))
     if key not in priors:
@@ -92,9 +89,11 @@ def reevaluate(trial_dir: Path, metrics: tuple[str, ...] | None = None, priors: 
     rep = rep.to(prior.device).eval()
     start = time.perf_counter()
     values, warnings = evaluate(spec, prior, rep, trial_dir, metrics)
-    result["metrics"] = {**result.get("metrics", {}), **values}
-    result.setdefault("cost", {})["eval_seconds"] = round(time.perf_counter() - start, 3)
-    if warnings:
-        result["warnings"] = warnings
-    write_json(result_path, result)
+    result = replace(
+        result,
+        metrics={**result.metrics, **values},
+        cost=replace(result.cost, eval_seconds=round(time.perf_counter() - start, 3)),
+        warnings=tuple(warnings) or result.warnings,
+    )
+    write_result(trial_dir, result)
     return result

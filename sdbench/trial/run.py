@@ -7,6 +7,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,8 @@ import torch
 
 from sdbench.errors import TrialFailed, UserError
 from sdbench.hardware import PeakMemory, hardware, versions
-from sdbench.io import write_json, write_text
+from sdbench.io import write_text
+from sdbench.results import Cost, TrialResult, write_result
 from sdbench.trial.checkpoint import CHECKPOINT_FILE, restore_checkpoint
 from sdbench.trial.export import export_files
 from sdbench.trial.loop import optimise
@@ -41,6 +43,26 @@ def _one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
+def new_result(spec: TrialSpec, error: str | None = None, started: bool = True) -> TrialResult:
+    """The result of ``spec`` before it has run: identity, config and versions, status ``failed``
+    (``run_trial`` fills in the rest; the sweep records a trial that never ran with ``error``).
+    ``started``: stamp ``started_at`` with the current time (False: unknown)."""
+    t = spec.trial
+    return TrialResult(
+        prompt=t.prompt,
+        loss=t.loss,
+        representation=t.representation,
+        prior=t.prior,
+        seed=t.seed,
+        budget=t.budget,
+        status="failed",
+        error=error.strip().splitlines()[0] if error and error.strip() else error,
+        versions=versions(),
+        config=spec.config_dict(),
+        started_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds") if started else None,
+    )
+
+
 def run_trial(
     spec: TrialSpec,
     out_dir: Path,
@@ -48,8 +70,8 @@ def run_trial(
     prior: Any | None = None,
     on_step: Callable[[TrialState], None] | None = None,
     resume: bool = True,
-) -> dict[str, Any]:
-    """Run one trial and write its directory; returns the ``result.json`` content.
+) -> TrialResult:
+    """Run one trial and write its directory; returns its result (what ``result.json`` holds).
 
     A resumable ``checkpoint.pt`` of the same config in ``out_dir`` (from ``checkpoint_every``) is
     continued bit-identically; at the end ``checkpoint.pt`` holds the final representation and loss
@@ -61,59 +83,44 @@ def run_trial(
     """
     out_dir = check_writable(out_dir)
     started_at = time.time()
-    t = spec.trial
-    result: dict[str, Any] = {
-        "prompt": t.prompt,
-        "loss": t.loss,
-        "representation": t.representation,
-        "prior": t.prior,
-        "seed": t.seed,
-        "budget": {"kind": t.budget.kind, "value": t.budget.value},
-        "status": "failed",
-        "error": None,
-        "metrics": {},
-        "cost": {},
-        "hardware": {},
-        "versions": versions(),
-        "config": spec.config_dict(),
-        "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
+    result = new_result(spec)
     state = build(spec, prior)  # UserError (bad prompt, missing weights) propagates: nothing written
     ckpt = out_dir / CHECKPOINT_FILE
     if resume and ckpt.is_file():
         data = torch.load(ckpt, map_location="cpu", weights_only=False)
         if data.get("resumable") and data["config"] == spec.config_dict():
             restore_checkpoint(state, data)
-    result["hardware"] = hardware(state.prior.device)
+    result = replace(result, hardware=hardware(state.prior.device))
     memory = PeakMemory(state.prior.device)
     memory.start()
     try:
         history = optimise(state, progress=progress, on_step=on_step, checkpoint_path=ckpt)
-        peak = memory.peak_mb()
-        result["cost"] = {
-            "seconds": round(state.seconds, 3),
-            "steps": state.step,
-            "nfe": state.nfe,
-            "seconds_per_step": round(state.seconds / max(state.step, 1), 5),
-            "peak_memory_mb": round(peak, 1),
-            "nfe_with_grad": state.nfe_with_grad,
-        }
+        cost = Cost(
+            seconds=round(state.seconds, 3),
+            steps=state.step,
+            nfe=state.nfe,
+            seconds_per_step=round(state.seconds / max(state.step, 1), 5),
+            peak_memory_mb=round(memory.peak_mb(), 1),
+            nfe_with_grad=state.nfe_with_grad,
+        )
+        result = replace(result, cost=cost)
         write_text(out_dir / "history.jsonl", "".join(json.dumps(h) + "\n" for h in history))
         eval_start = time.perf_counter()
         metrics, warnings = evaluate(state.spec, state.prior, state.representation, out_dir)
         export_files(state, out_dir)
-        result["cost"]["eval_seconds"] = round(time.perf_counter() - eval_start, 3)
-        result["cost"]["started_at"], result["cost"]["finished_at"] = round(started_at, 3), round(time.time(), 3)  # unix time
-        result["metrics"] = metrics
-        if warnings:
-            result["warnings"] = warnings
-        result["status"] = "completed"
+        cost = replace(
+            cost,
+            eval_seconds=round(time.perf_counter() - eval_start, 3),
+            started_at=round(started_at, 3),
+            finished_at=round(time.time(), 3),
+        )
+        result = replace(result, status="completed", metrics=metrics, warnings=tuple(warnings), cost=cost)
     except Exception as e:  # noqa: BLE001 - recorded, then re-raised
         if isinstance(e, UserError):
             raise
-        result["error"] = _one_line(e)
-        result["cost"] = result["cost"] or {"seconds": round(state.seconds, 3), "steps": state.step, "nfe": state.nfe}
-        write_json(out_dir / "result.json", result)
-        raise TrialFailed(result["error"]) from e
-    write_json(out_dir / "result.json", result)
+        cost = result.cost if result.cost != Cost() else Cost(seconds=round(state.seconds, 3), steps=state.step, nfe=state.nfe)
+        result = replace(result, error=_one_line(e), cost=cost)
+        write_result(out_dir, result)
+        raise TrialFailed(result.error) from e
+    write_result(out_dir, result)
     return result
