@@ -8,8 +8,8 @@ then evaluates it and writes its directory::
     history.jsonl per-step logs (every ``log_every`` steps)
     turntable.gif for 3D representations, plus whatever the representation exports
 
-Same seed, same machine → bit-identical results on CPU: parameters, timesteps, noise and cameras
-all come from generators seeded by the trial seed.
+Same seed, same machine → bit-identical results on CPU: initial parameters, timesteps, noise and
+cameras come from the trial's own generators, seeded by the trial seed (:mod:`sdbench.trial.state`).
 
 The package, one job per module: :mod:`~sdbench.trial.spec` (config, plugins, overrides),
 :mod:`~sdbench.trial.state` (the live objects and their generators), :mod:`~sdbench.trial.checkpoint`,
@@ -23,12 +23,13 @@ from sdbench.trial.loop import optimise
 from sdbench.trial.metrics import evaluate, reevaluate
 from sdbench.trial.run import check_writable, run_trial
 from sdbench.trial.spec import SECTIONS, TrialConfig, TrialSpec, resolve, resolve_prior, spec_from_config
-from sdbench.trial.state import TrialState, build, seed_everything
+from sdbench.trial.state import TrialGenerators, TrialState, build
 
 __all__ = [
     "CHECKPOINT_FILE",
     "SECTIONS",
     "TrialConfig",
+    "TrialGenerators",
     "TrialSpec",
     "TrialState",
     "build",
@@ -42,6 +43,5 @@ __all__ = [
     "restore_checkpoint",
     "run_trial",
     "save_checkpoint",
-    "seed_everything",
     "spec_from_config",
 ]

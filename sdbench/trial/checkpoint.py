@@ -16,10 +16,6 @@ CHECKPOINT_FILE = "checkpoint.pt"
 def save_checkpoint(state: TrialState, path: Path, resumable: bool = True) -> Path:
     """Write the trial's state: representation weights, the loss's own state (LoRA, operator) and,
     when ``resumable``, optimiser and random-generator states to continue bit-identically."""
-    import random
-
-    import numpy as np
-
     data: dict[str, Any] = {
         "config": state.spec.config_dict(),
         "step": state.step,
@@ -38,9 +34,7 @@ def save_checkpoint(state: TrialState, path: Path, resumable: bool = True) -> Pa
             rng={
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                "camera": state.camera_generator.get_state(),
-                "numpy": np.random.get_state(),
-                "python": random.getstate(),
+                "generators": state.generators.state(),
             },
         )
     return atomic_write(path, lambda f: torch.save(data, f))
@@ -48,10 +42,6 @@ def save_checkpoint(state: TrialState, path: Path, resumable: bool = True) -> Pa
 
 def restore_checkpoint(state: TrialState, data: dict[str, Any]) -> None:
     """Continue a trial from :func:`save_checkpoint` data (same config)."""
-    import random
-
-    import numpy as np
-
     state.representation.load_weights(data["representation"])
     state.representation.to(state.prior.device)
     state.optimizers = state.representation.make_optimizers()
@@ -64,6 +54,4 @@ def restore_checkpoint(state: TrialState, data: dict[str, Any]) -> None:
     torch.set_rng_state(rng["torch"])
     if rng["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(rng["cuda"])
-    state.camera_generator.set_state(rng["camera"])
-    np.random.set_state(rng["numpy"])
-    random.setstate(rng["python"])
+    state.generators.load_state(rng["generators"])

@@ -51,7 +51,7 @@ def optimise(
     with _progress(t.budget, f"{t.loss} · {t.representation}", progress) as bar:
         task = bar.add_task(f"{t.loss} · {t.representation}", total=1.0, spent="", logs="")
         while not t.budget.exhausted(state.step, state.seconds, state.nfe):
-            cams = Cameras.sample(t.batch_size, t.cameras, generator=state.camera_generator).to(state.prior.device)
+            cams = Cameras.sample(t.batch_size, t.cameras, generator=state.generators.cameras).to(state.prior.device)
             out = state.representation.render(cams, res, res)
             result = state.loss(out.rgb, text, cams, state.step)
             if not torch.isfinite(result.loss) or not torch.isfinite(out.rgb).all():

@@ -16,7 +16,7 @@ from sdbench.io import save_grid, save_image
 from sdbench.results import TrialResult, load_result, write_result
 from sdbench.trial.checkpoint import CHECKPOINT_FILE
 from sdbench.trial.spec import TrialSpec, spec_from_config
-from sdbench.trial.state import seed_everything
+from sdbench.trial.state import TrialGenerators
 
 
 def evaluate(
@@ -81,9 +81,11 @@ def reevaluate(trial_dir: Path, metrics: tuple[str, ...] | None = None, priors: 
         priors[key] = spec.prior_cls(spec.prior)
     prior = priors[key]
     torch.set_flush_denormal(True)
-    seed_everything(spec.trial.seed)
     rep = spec.representation_cls(
-        spec.representation, resolution=spec.trial.resolution or prior.resolution, prompt=spec.trial.prompt
+        spec.representation,
+        resolution=spec.trial.resolution or prior.resolution,
+        prompt=spec.trial.prompt,
+        generator=TrialGenerators.from_seed(spec.trial.seed).representation,  # the weights are loaded over it
     )
     rep.load_weights(torch.load(trial_dir / CHECKPOINT_FILE, map_location="cpu", weights_only=False)["representation"])
     rep = rep.to(prior.device).eval()
