@@ -48,14 +48,13 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        errors = []
         for arg in args:
             if arg is type(None):
                 continue
             try:
                 return _coerce(arg, value, where)
-            except (TypeError, ValueError) as e:
-                errors.append(str(e))
+            except (TypeError, ValueError):
+                continue
         raise ValueError(f"{where}: {value!r} is not a valid {_type_name(tp)}")
     if origin is Literal:
         if value not in args:

@@ -59,7 +59,7 @@ def summarize(results: Sequence[Result]) -> tuple[list[str], dict[GroupKey, dict
 
 
 # ------------------------------------------------------------------------ FID
-def group_fid(out: Path, results: Sequence[Result], refs_per_prompt: int = 8) -> dict[GroupKey, tuple[float, str]]:
+def group_fid(results: Sequence[Result], refs_per_prompt: int = 8) -> dict[GroupKey, tuple[float, str]]:
     """3D-FID per group: the group's evaluation views against prior samples of its prompts.
 
     Feature space: the toy evaluator for the toy prior, clean-fid's Inception where its weights are
@@ -290,7 +290,7 @@ def build_report(out: Path, ids: Sequence[str] | None = None, fid: bool = True) 
         else []
     )
     results = load_results(dirs)
-    fids = group_fid(out, results) if fid and results else {}
+    fids = group_fid(results) if fid and results else {}
     write_results_csv(results, out / "results.csv", fids)
     sweep = json.loads((out / "sweep.json").read_text()).get("sweep", {}) if (out / "sweep.json").is_file() else {}
     notes = ""

@@ -279,8 +279,3 @@ class NeRF(Representation):
         pts = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(-1, 3)
         with torch.no_grad():
             return torch.cat([self.field.density(p) for p in pts.split(65536)]).view(resolution, resolution, resolution)
-
-
-def slab_transmittance(sigma: float, thickness: float) -> float:
-    """Analytic transmittance through a constant-density slab: exp(−σ d)."""
-    return math.exp(-sigma * thickness)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import torch
 
-from sdbench.budget import Budget
 from sdbench.cameras import Cameras
 from sdbench.errors import TrialFailed
 from sdbench.priors.base import TextConditioning
@@ -17,7 +16,7 @@ from sdbench.trial.checkpoint import save_checkpoint
 from sdbench.trial.state import TrialState
 
 
-def _progress(budget: Budget, description: str, enabled: bool):
+def _progress(enabled: bool):
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     return Progress(
@@ -48,7 +47,7 @@ def optimise(
     history = state.history
     window: dict[str, list[float]] = {}
     start = time.perf_counter() - state.seconds
-    with _progress(t.budget, f"{t.loss} · {t.representation}", progress) as bar:
+    with _progress(progress) as bar:
         task = bar.add_task(f"{t.loss} · {t.representation}", total=1.0, spent="", logs="")
         while not t.budget.exhausted(state.step, state.seconds, state.nfe):
             cams = Cameras.sample(t.batch_size, t.cameras, generator=state.generators.cameras).to(state.prior.device)
