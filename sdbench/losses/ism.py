@@ -30,7 +30,7 @@ from torch import Tensor
 
 from sdbench.cameras import Cameras
 from sdbench.losses.base import Loss, LossOutput
-from sdbench.losses.common import Weighting, grad_logs, prepare_grad, randn_like, sample_timesteps, surrogate_loss, weight
+from sdbench.losses.common import Weighting, grad_logs, randn_like, sample_timesteps, surrogate_loss, weight
 from sdbench.priors.base import TextConditioning
 
 NEGATIVE = "unrealistic, blurry, low quality, out of focus, ugly, low contrast, dull, dark, low-resolution, oversaturation."
@@ -113,5 +113,5 @@ class ISM(Loss):
             eps_y, eps_neg = prior.predict_noise(x_t, t, [text.cond(cameras), text.embed(cfg.negative_prompt, B)])
             eps_cfg = eps_neg + cfg.guidance_scale * (eps_y - eps_neg)
         g = cfg.lambda_guidance * weight(cfg.weighting, prior.alphas_cumprod, t) * (eps_cfg - eps_s)
-        g = prepare_grad(g, cfg.grad_clip)
+        g = self.prepare_grad(g, cfg.grad_clip)
         return LossOutput(surrogate_loss(z, g), {**grad_logs(g, t), "s": s.float().mean().item(), "inversion_hops": float(hops)})

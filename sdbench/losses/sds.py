@@ -17,7 +17,7 @@ from torch import Tensor
 
 from sdbench.cameras import Cameras
 from sdbench.losses.base import Loss, LossOutput
-from sdbench.losses.common import Weighting, grad_logs, noise_images, prepare_grad, surrogate_loss, weight
+from sdbench.losses.common import Weighting, grad_logs, noise_images, surrogate_loss, weight
 from sdbench.priors.base import TextConditioning
 
 
@@ -49,5 +49,5 @@ class SDS(Loss):
         n = noise_images(self.prior, images, cfg.t_range, t, noise, self.generator)
         B = n.z.shape[0]
         eps_cfg, _, _ = self.prior.predict_cfg(n.x_t, n.t, text.cond(cameras), text.uncond(B), cfg.cfg_scale)
-        g = prepare_grad(weight(cfg.weighting, self.prior.alphas_cumprod, n.t) * (eps_cfg - n.noise), cfg.grad_clip)
+        g = self.prepare_grad(weight(cfg.weighting, self.prior.alphas_cumprod, n.t) * (eps_cfg - n.noise), cfg.grad_clip)
         return LossOutput(surrogate_loss(n.z, g), grad_logs(g, n.t))

@@ -36,7 +36,6 @@ from sdbench.losses.common import (
     anneal_bounds,
     grad_logs,
     noise_images,
-    prepare_grad,
     randn_like,
     sample_timesteps,
     surrogate_loss,
@@ -160,7 +159,7 @@ class VSD(Loss):
         B = n.z.shape[0]
         eps_pre, _, _ = self.prior.predict_cfg(n.x_t, n.t, text.cond(cameras), text.uncond(B), cfg.cfg_scale)
         eps_lora = self.lora_eps(n.x_t, n.t, text, cameras)
-        g = prepare_grad(weight(cfg.weighting, self.prior.alphas_cumprod, n.t) * (eps_pre - eps_lora), cfg.grad_clip)
+        g = self.prepare_grad(weight(cfg.weighting, self.prior.alphas_cumprod, n.t) * (eps_pre - eps_lora), cfg.grad_clip)
         lora_loss = float("nan")
         for _ in range(cfg.lora_updates):
             lora_loss = self.lora_step(n.z.detach(), text, cameras)

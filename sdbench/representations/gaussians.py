@@ -289,13 +289,24 @@ def load_ply(path: Path, cfg: Gaussians.Config | None = None, resolution: int = 
 def load_points(path: Path, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
     """Means and colours from a ``.ply`` point cloud (``red/green/blue``) or 3DGS file (``f_dc``),
     resampled to ``n`` points (with small jitter when upsampling, drawn from ``generator``)."""
-    from plyfile import PlyData
+    from plyfile import PlyData, PlyParseError
 
     if not path.is_file():
-        raise UserError(f"point cloud {path} does not exist")
-    v = PlyData.read(str(path))["vertex"]
+        raise UserError(f"point cloud {path} does not exist" if not path.exists() else f"point cloud {path} is not a file")
+    try:
+        ply = PlyData.read(str(path))
+    except (PlyParseError, OSError, ValueError, EOFError, UnicodeDecodeError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise UserError(f"point cloud {path} is not a readable .ply file: {first}") from None
+    if "vertex" not in [element.name for element in ply.elements]:
+        raise UserError(f"point cloud {path} has no vertex element")
+    v = ply["vertex"]
     names = v.data.dtype.names
+    if not {"x", "y", "z"} <= set(names):
+        raise UserError(f"point cloud {path} has no x, y, z vertex properties (it has {', '.join(names)})")
     xyz = torch.stack([torch.as_tensor(v[c].copy(), dtype=torch.float32) for c in ("x", "y", "z")], 1)
+    if not torch.isfinite(xyz).all():
+        raise UserError(f"point cloud {path} holds NaN or infinite coordinates")
     if {"red", "green", "blue"} <= set(names):
         rgb = torch.stack([torch.as_tensor(v[c].copy(), dtype=torch.float32) for c in ("red", "green", "blue")], 1)
         rgb = rgb / 255.0 if rgb.max() > 1.0 else rgb

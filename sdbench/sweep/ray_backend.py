@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from pathlib import Path
 from typing import Any
 
 from sdbench.errors import UserError
-from sdbench.io import write_json
 from sdbench.results import load_result, write_result
 from sdbench.sweep.directory import trial_status
-from sdbench.sweep.driver import DRIVER_FILE, ray_temp_dir
+from sdbench.sweep.driver import SweepLock, ray_temp_dir
 from sdbench.sweep.wandb_log import log_wandb
 
 
@@ -43,8 +41,15 @@ def _ray_trial(config: dict[str, Any]) -> None:
 
 
 def run_on_ray(
-    todo: list[tuple[str, Any]], out: Path, workers: int | None, address: str | None, wandb_mode: str, progress: bool
+    todo: list[tuple[str, Any]],
+    out: Path,
+    workers: int | None,
+    address: str | None,
+    wandb_mode: str,
+    progress: bool,
+    lock: SweepLock,
 ) -> None:
+    """Run ``todo`` (id, spec) as Tune trials; ``lock`` (the sweep directory's) records the local Ray temp dir."""
     os.environ["RAY_CHDIR_TO_TRIAL_DIR"] = "0"
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
@@ -79,7 +84,7 @@ def run_on_ray(
             runtime_env={"env_vars": env_vars},
             logging_level=logging.ERROR,
         )
-    write_json(out / DRIVER_FILE, {"pid": os.getpid(), "ray_temp": temp, "started": time.time()})
+    lock.record(ray_temp=temp)
     try:
         resources = ray.cluster_resources()
         cpus, gpus = int(resources.get("CPU", 1)), int(resources.get("GPU", 0))
@@ -130,7 +135,7 @@ def run_on_ray(
             bar.close()
     finally:
         ray.shutdown()
-        (out / DRIVER_FILE).unlink(missing_ok=True)
+        lock.record(ray_temp=None)
 
 
 class _ProgressCallback:

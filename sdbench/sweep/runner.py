@@ -13,7 +13,7 @@ from sdbench.errors import UserError
 from sdbench.results import load_result
 from sdbench.sweep.definition import SweepConfig
 from sdbench.sweep.directory import check_sweep_file, trial_status
-from sdbench.sweep.driver import end_stale_driver
+from sdbench.sweep.driver import acquire
 from sdbench.sweep.plan import plan
 from sdbench.sweep.ray_backend import run_on_ray
 
@@ -54,15 +54,18 @@ def run_sweep(
                 checked.add(key)
                 spec.prior_cls.check_available(spec.prior)
     out = check_writable(out)
-    check_sweep_file(out, cfg)
-    end_stale_driver(out)
-    todo = [(i, s) for i, s in grid if trial_status(out / "trials" / i) != "completed"]
-    start = time.time()
-    if todo:
-        run_on_ray(todo, out, workers, address, wandb_mode, progress)
-    from sdbench.report import build_report
+    lock = acquire(out)  # one driver per directory; a dead driver's leftovers are ended here
+    try:
+        check_sweep_file(out, cfg)
+        todo = [(i, s) for i, s in grid if trial_status(out / "trials" / i) != "completed"]
+        start = time.time()
+        if todo:
+            run_on_ray(todo, out, workers, address, wandb_mode, progress, lock)
+        from sdbench.report import build_report
 
-    report = build_report(out, [i for i, _ in grid], fid=fid)
+        report = build_report(out, [i for i, _ in grid], fid=fid)
+    finally:
+        lock.release()
     statuses = {i: trial_status(out / "trials" / i) for i, _ in grid}
     failed = []
     for i, st in statuses.items():

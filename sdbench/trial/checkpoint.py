@@ -29,6 +29,7 @@ def save_checkpoint(state: TrialState, path: Path, resumable: bool = True) -> Pa
         data.update(
             seconds=state.seconds,
             nfe=state.nfe,
+            nonfinite_grad_steps=state.nonfinite_grad_steps,
             history=state.history,
             optimizers={k: o.state_dict() for k, o in state.optimizers.items()},
             rng={
@@ -50,6 +51,7 @@ def restore_checkpoint(state: TrialState, data: dict[str, Any]) -> None:
     state.loss.load_checkpoint_state(data["loss"])
     state.step, state.seconds, state.history = data["step"], data["seconds"], list(data["history"])
     state.nfe_before, state._nfe0 = data["nfe"], state.prior.nfe.forward
+    state.nonfinite_grad_steps = data["nonfinite_grad_steps"]
     rng = data["rng"]
     torch.set_rng_state(rng["torch"])
     if rng["cuda"] is not None and torch.cuda.is_available():

@@ -1,10 +1,16 @@
-"""The optimisation loop: render, loss, step, until the budget is spent."""
+"""The optimisation loop: render, loss, step, until the budget is spent.
+
+Non-finite gradients are never silent: the loss zeroes and counts the NaN/inf entries of its gradient
+(:meth:`sdbench.losses.base.Loss.prepare_grad`), the loop zeroes and counts any that still reach the
+representation's parameters, and a step with either counts in ``nonfinite_grad_steps`` (history and
+result). One bad step does no harm; a trial above ``trial.max_nonfinite_grad_share`` of them fails.
+"""
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
@@ -52,6 +58,7 @@ def optimise(
         while not t.budget.exhausted(state.step, state.seconds, state.nfe):
             cams = Cameras.sample(t.batch_size, t.cameras, generator=state.generators.cameras).to(state.prior.device)
             out = state.representation.render(cams, res, res)
+            state.loss.nonfinite_grad_entries = 0
             result = state.loss(out.rgb, text, cams, state.step)
             if not torch.isfinite(result.loss) or not torch.isfinite(out.rgb).all():
                 raise TrialFailed(f"loss became NaN/inf at step {state.step}")
@@ -59,6 +66,8 @@ def optimise(
                 opt.zero_grad(set_to_none=True)
             state.representation.pre_backward(state.step, out)
             result.loss.backward()
+            bad = state.loss.nonfinite_grad_entries + zero_nonfinite_grads(state.representation.parameters())
+            state.nonfinite_grad_steps += int(bad > 0)
             for opt in state.optimizers.values():
                 opt.step()
             state.representation.post_step(state.step, state.optimizers, out)
@@ -71,7 +80,15 @@ def optimise(
                 window = {}
                 if any(not math.isfinite(v) for v in state.logs.values()):
                     raise TrialFailed(f"a logged value became NaN/inf at step {state.step}: {state.logs}")
-                history.append({"step": state.step, "seconds": round(state.seconds, 4), "nfe": state.nfe, **state.logs})
+                history.append(
+                    {
+                        "step": state.step,
+                        "seconds": round(state.seconds, 4),
+                        "nfe": state.nfe,
+                        "nonfinite_grad_steps": state.nonfinite_grad_steps,
+                        **state.logs,
+                    }
+                )
                 shown = " ".join(f"{k}={v:.3g}" for k, v in list(state.logs.items())[:3])
                 bar.update(
                     task,
@@ -84,4 +101,27 @@ def optimise(
             if on_step is not None:
                 on_step(state)
         bar.update(task, completed=1.0)
+    check_nonfinite_share(state)
     return history
+
+
+def zero_nonfinite_grads(parameters: Iterable[torch.Tensor]) -> int:
+    """Set the NaN/inf entries of each parameter's ``.grad`` to 0; returns how many there were."""
+    count = 0
+    for p in parameters:
+        if p.grad is not None:
+            bad = int((~torch.isfinite(p.grad)).sum())
+            if bad:
+                p.grad.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+                count += bad
+    return count
+
+
+def check_nonfinite_share(state: TrialState) -> None:
+    """``TrialFailed`` when more than ``trial.max_nonfinite_grad_share`` of the steps had non-finite gradients."""
+    limit = state.spec.trial.max_nonfinite_grad_share
+    n, steps = state.nonfinite_grad_steps, max(state.step, 1)
+    if n / steps > limit:
+        raise TrialFailed(
+            f"non-finite gradients (zeroed) in {n} of {state.step} steps, more than trial.max_nonfinite_grad_share={limit:g}"
+        )

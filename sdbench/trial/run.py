@@ -102,6 +102,7 @@ def run_trial(
             seconds_per_step=round(state.seconds / max(state.step, 1), 5),
             peak_memory_mb=round(memory.peak_mb(), 1),
             nfe_with_grad=state.nfe_with_grad,
+            nonfinite_grad_steps=state.nonfinite_grad_steps,
         )
         result = replace(result, cost=cost)
         write_text(out_dir / "history.jsonl", "".join(json.dumps(h) + "\n" for h in history))
@@ -118,8 +119,11 @@ def run_trial(
     except Exception as e:  # noqa: BLE001 - recorded, then re-raised
         if isinstance(e, UserError):
             raise
-        cost = result.cost if result.cost != Cost() else Cost(seconds=round(state.seconds, 3), steps=state.step, nfe=state.nfe)
-        result = replace(result, error=_one_line(e), cost=cost)
+        if result.cost == Cost():
+            cost = Cost(seconds=round(state.seconds, 3), steps=state.step, nfe=state.nfe)
+            result = replace(result, cost=replace(cost, nonfinite_grad_steps=state.nonfinite_grad_steps))
+            write_text(out_dir / "history.jsonl", "".join(json.dumps(h) + "\n" for h in state.history))
+        result = replace(result, error=_one_line(e))
         write_result(out_dir, result)
         raise TrialFailed(result.error) from e
     write_result(out_dir, result)

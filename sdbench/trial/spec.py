@@ -49,6 +49,9 @@ class TrialConfig:
     log_every: int = 10
     checkpoint_every: int = 0
     """Write a resumable checkpoint.pt every this many steps (0: only the final one)."""
+    max_nonfinite_grad_share: float = 0.1
+    """NaN/inf gradients are zeroed and counted; a trial that had them in more than this share of its
+    steps ends ``failed`` (its result would mean nothing)."""
 
 
 @dataclass
@@ -120,6 +123,8 @@ def resolve(trial: TrialConfig, overrides: list[str] | tuple[str, ...] = ()) -> 
         raise UserError(f"batch_size must be at least 1, got {trial.batch_size}")
     if trial.eval_views < 1:
         raise UserError(f"eval_views must be at least 1, got {trial.eval_views}")
+    if not 0 <= trial.max_nonfinite_grad_share <= 1:
+        raise UserError(f"max_nonfinite_grad_share must be in [0, 1], got {trial.max_nonfinite_grad_share}")
     loss_cls = registry.LOSSES.get(trial.loss)
     rep_cls = registry.REPRESENTATIONS.get(trial.representation)
     prior_cls, prior_cfg = resolve_prior(trial.prior)

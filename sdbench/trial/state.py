@@ -65,6 +65,8 @@ class TrialState:
     history: list[dict] = field(default_factory=list)
     nfe_before: int = 0
     """NFE spent before this process (a resumed trial)."""
+    nonfinite_grad_steps: int = 0
+    """Steps whose gradients held NaN/inf entries (zeroed, see :func:`sdbench.trial.loop.optimise`)."""
     _nfe0: int = 0
     _grad0: int = 0
 
