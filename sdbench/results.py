@@ -31,16 +31,16 @@ RESULT_FILE = "result.json"
 Status = Literal["completed", "failed"]
 
 #: Metrics shown first (report plots, the CLI's sweep table, the study's paired differences), in this
-#: order, with the short label a table uses. A metric missing from a sweep is skipped.
+#: order, with the short label a narrow table uses. A metric missing from a sweep is skipped.
 HEADLINE_METRICS: dict[str, str] = {
-    "toy_acc": "acc ↑",
-    "toy_colour_error": "colour err ↓",
-    "toy_saturation_error": "sat. err (signed)",
-    "toy_background_error": "bg err ↓",
-    "toy_iou": "IoU ↑",
-    "clip_toy": "CLIP (toy) ↑",
-    "clip_vit_l_14": "CLIP L/14 ↑",
-    "denoise_mse": "denoise MSE ↓",
+    "toy_acc": "acc",
+    "toy_colour_error": "col.err",
+    "toy_saturation_error": "sat.err",
+    "toy_background_error": "bg.err",
+    "toy_iou": "iou",
+    "clip_toy": "clip",
+    "clip_vit_l_14": "clipL14",
+    "denoise_mse": "denoise",
 }
 
 
