@@ -271,3 +271,20 @@ def test_an_interrupted_write_leaves_the_previous_file_intact(tmp_path):
     umask = os.umask(0o022)
     os.umask(umask)
     assert path.read_text() == "new\n" and path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_every_loss_counts_the_gradients_it_zeroes():
+    """A loss that called the bare ``common.prepare_grad`` would zero NaN/inf without the trial knowing."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    files = [p for p in sorted((root / "sdbench" / "losses").glob("*.py")) if p.name not in ("common.py", "base.py")]
+    files += sorted((root / "examples").rglob("*.py"))
+    bare = [
+        f"{p.relative_to(root)}:{node.lineno}"
+        for p in files
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "prepare_grad"
+    ]
+    assert len(files) > 5 and not bare, f"call self.prepare_grad(...) (it counts what it zeroes) at {', '.join(bare)}"
