@@ -34,11 +34,11 @@ def main() -> dict:
         result = trial.run_trial(spec, Path(tmp) / "t", progress=False)
     results["sds_trial"] = {
         "prompt": prompt,
-        "steps": result["cost"]["steps"],
-        "optimisation_seconds": result["cost"]["seconds"],
-        "evaluation_seconds": result["cost"]["eval_seconds"],
-        "seconds_per_step": result["cost"]["seconds_per_step"],
-        "metrics": result["metrics"],
+        "steps": result.cost.steps,
+        "optimisation_seconds": result.cost.seconds,
+        "evaluation_seconds": result.cost.eval_seconds,
+        "seconds_per_step": result.cost.seconds_per_step,
+        "metrics": result.metrics,
     }
     save("nerf", results)
     return results

@@ -15,7 +15,6 @@ minus the same trial run directly in this process (2 threads). Writes ``benchmar
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import time
@@ -31,6 +30,7 @@ PROMPTS = ("a red cube", "a blue sphere", "a yellow cone", "a green torus")
 def main(steps: int = 200) -> dict:
     from sdbench import trial
     from sdbench.budget import Budget
+    from sdbench.results import load_results
     from sdbench.sweep import SweepConfig, run_sweep
 
     results: dict = {"trials": len(PROMPTS), "steps": steps, "cpus": os.cpu_count(), "runs": {}}
@@ -51,8 +51,8 @@ def main(steps: int = 200) -> dict:
             summary = run_sweep(cfg, Path(tmp) / name, workers=workers, wandb_mode="disabled", progress=False, fid=False)
             wall = time.perf_counter() - start
             assert summary.completed == len(PROMPTS)
-            costs = [json.loads(p.read_text())["cost"] for p in (Path(tmp) / name / "trials").glob("*/result.json")]
-            span = max(c["finished_at"] for c in costs) - min(c["started_at"] for c in costs)
+            costs = [r.cost for _, r in load_results(sorted((Path(tmp) / name / "trials").iterdir()))]
+            span = max(c.finished_at for c in costs) - min(c.started_at for c in costs)
             results["runs"][name] = {
                 "wall_seconds": round(wall, 1),
                 "trial_span_seconds": round(span, 1),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -20,10 +21,12 @@ class Budget:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise UserError(f"unknown budget kind {self.kind!r}; use steps:N, seconds:S or nfe:K")
-        if not self.value > 0:
-            raise UserError(f"the budget must be positive, got {self.kind}:{self.value:g}")
-        if self.kind in ("steps", "nfe") and float(self.value) != int(self.value):
-            raise UserError(f"{self.kind} must be a whole number, got {self.value:g}")
+        if not (self.value > 0 and math.isfinite(self.value)):
+            raise UserError(f"the budget must be positive and finite, got {self.kind}:{self.value:g}")
+        if self.kind in ("steps", "nfe"):
+            if float(self.value) != int(self.value):
+                raise UserError(f"{self.kind} must be a whole number, got {self.value:g}")
+            object.__setattr__(self, "value", int(self.value))  # counts stay integers (``steps:6``, not 6.0)
 
     @classmethod
     def parse(cls, text: str) -> Budget:
@@ -37,8 +40,13 @@ class Budget:
         budget = cls(kind.strip().lower(), number)  # type: ignore[arg-type]  # validated in __post_init__
         return budget if budget.kind == "seconds" else cls(budget.kind, int(number))
 
-    def __str__(self) -> str:
+    @property
+    def label(self) -> str:
+        """``steps:500``, ``seconds:30``, ``nfe:1000``: how tables, file names and the CLI write a budget."""
         return f"{self.kind}:{self.value:g}"
+
+    def __str__(self) -> str:
+        return self.label
 
     def exhausted(self, steps: int, seconds: float, nfe: int) -> bool:
         spent = {"steps": steps, "seconds": seconds, "nfe": nfe}[self.kind]

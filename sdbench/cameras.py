@@ -18,7 +18,6 @@ The view-direction prompt suffix follows DreamFusion / threestudio: ``overhead``
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -202,10 +201,6 @@ def view_prompt(prompt: str, view: str) -> str:
     if view not in VIEWS:
         raise ValueError(f"unknown view {view!r}; expected one of {VIEWS}")
     return f"{prompt}, {view} view"
-
-
-def fov_to_focal(fovy_deg: float, height: int) -> float:
-    return 0.5 * height / math.tan(0.5 * math.radians(fovy_deg))
 
 
 def depth_to_normals(

@@ -6,7 +6,6 @@ a trial that fails → exit 1; ``--debug`` shows tracebacks.
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
@@ -77,10 +76,6 @@ def world() -> None:
 
 
 # ---------------------------------------------------------------------- run
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "trial"
-
-
 def _budget(steps: int | None, budget: str | None):
     from sdbench.budget import Budget
 
@@ -106,11 +101,12 @@ def run(
 ) -> None:
     """Run one trial and write its directory (result.json, views.png, ...)."""
     from sdbench import trial as trial_mod
+    from sdbench.io import slug
     from sdbench.trial import TrialConfig
 
     cfg = TrialConfig(prompt=prompt, loss=loss, representation=rep, prior=prior, seed=seed, budget=_budget(steps, budget))
     spec = trial_mod.resolve(cfg, overrides)
-    out = out or Path("runs") / f"{_slug(prompt)}-{spec.trial.loss}-{spec.trial.representation}-s{seed}"
+    out = out or Path("runs") / f"{slug(prompt)}-{spec.trial.loss}-{spec.trial.representation}-s{seed}"
     trial_mod.check_writable(out)
     result = trial_mod.run_trial(spec, out, progress=not quiet)
     _print_result(result, Path(out))
@@ -191,20 +187,20 @@ def _print_sweep(summary) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from sdbench.report import load_results, summarize
+    from sdbench.report import summarize
+    from sdbench.results import HEADLINE_METRICS, GroupKey, load_results
 
     console = _console()
     results = load_results(sorted((summary.out / "trials").iterdir()) if (summary.out / "trials").is_dir() else [])
     columns, table = summarize(results)
-    labels = {"toy_acc": "acc", "clip_toy": "clip", "clip_vit_l_14": "clipL14", "toy_colour_error": "col.err", "toy_iou": "iou"}
-    shown = [c for c in labels if c in columns][:3]
+    shown = [c for c in HEADLINE_METRICS if c in columns][:3]
     fids = {}
     if (summary.out / "results.csv").is_file():
         import csv
 
         for r in csv.DictReader((summary.out / "results.csv").open()):
             if r.get("fid"):
-                fids[(r["prior"], r["loss"], r["representation"], r["budget"])] = float(r["fid"])
+                fids[GroupKey(r["prior"], r["loss"], r["representation"], r["budget"])] = float(r["fid"])
     out = Table(
         title=(
             f"{summary.completed}/{summary.total} trials completed "
@@ -212,15 +208,15 @@ def _print_sweep(summary) -> None:
         ),
         title_justify="left",
     )
-    for col in ("loss", "rep", "n", *(labels[c] for c in shown), "fid", "s/step", "nfe"):
+    for col in ("loss", "rep", "n", *(HEADLINE_METRICS[c] for c in shown), "fid", "s/step", "nfe"):
         out.add_column(col, justify="left" if col in ("loss", "rep") else "right", no_wrap=True)
     for key, row in table.items():
         n = max(v[2] for v in row.values())
         cells = [f"{row[c][0]:.3g}" if row[c][2] else "—" for c in shown]
         fid = fids.get(key)
         out.add_row(
-            escape(key[1]),
-            escape(key[2]),
+            escape(key.loss),
+            escape(key.representation),
             str(n),
             *cells,
             f"{fid:.3g}" if fid is not None else "—",
@@ -277,7 +273,7 @@ def eval_(
     table.add_column("metrics")
     for d in dirs:
         result = reevaluate(d, names, priors)
-        table.add_row(str(d), " ".join(f"{k}={v:.4g}" for k, v in result["metrics"].items()))
+        table.add_row(str(d), " ".join(f"{k}={v:.4g}" for k, v in result.metrics.items()))
     _console().print(table)
 
 
@@ -307,23 +303,23 @@ def export(
     console.print(f"{summary.format} export: {summary.out.resolve()}")
 
 
-def _print_result(result: dict, out: Path) -> None:
+def _print_result(result, out: Path) -> None:
+    """A finished trial's metrics and cost (``result``: a :class:`sdbench.results.TrialResult`)."""
+    from rich.markup import escape
     from rich.table import Table
 
     console = _console()
-    from rich.markup import escape
-
     table = Table(
-        title=escape(f"{result['prompt']!r} · {result['loss']} · {result['representation']} · seed {result['seed']}"),
+        title=escape(f"{result.prompt!r} · {result.loss} · {result.representation} · seed {result.seed}"),
         title_justify="left",
     )
     table.add_column("metric / cost")
     table.add_column("value", justify="right")
-    for k, v in result["metrics"].items():
+    for k, v in result.metrics.items():
         table.add_row(k, f"{v:.4g}")
-    for k in ("seconds", "steps", "nfe", "seconds_per_step", "peak_memory_mb"):
-        if k in result["cost"]:
-            table.add_row(f"cost.{k}", f"{result['cost'][k]:.4g}")
+    for k in ("seconds", "steps", "nfe", "seconds_per_step", "peak_memory_mb", "nonfinite_grad_steps"):
+        if getattr(result.cost, k) is not None:
+            table.add_row(f"cost.{k}", f"{getattr(result.cost, k):.4g}")
     console.print(table)
     console.print(f"trial directory: {out.resolve()}")
     console.print(f"views:           {(out / 'views.png').resolve()}")

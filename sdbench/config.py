@@ -3,7 +3,7 @@
 Every plugin class carries a frozen ``Config`` dataclass; the resolved configs of a trial go
 into its ``result.json`` and come back out with :func:`from_dict`. ``--set loss.cfg_scale=7.5``
 is applied with :func:`override`, which parses the value by the field's annotated type and
-rejects unknown keys with the list of valid ones.
+rejects unknown keys with the list of valid ones, and NaN or infinite numbers.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import types
 import typing
 from typing import Any, Literal, TypeVar, Union
@@ -48,14 +49,13 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        errors = []
         for arg in args:
             if arg is type(None):
                 continue
             try:
                 return _coerce(arg, value, where)
-            except (TypeError, ValueError) as e:
-                errors.append(str(e))
+            except (TypeError, ValueError):
+                continue
         raise ValueError(f"{where}: {value!r} is not a valid {_type_name(tp)}")
     if origin is Literal:
         if value not in args:
@@ -165,7 +165,20 @@ def override(cfg: C, key: str, value: Any, where: str = "") -> C:
             where, msg = f"{label}.{head}", str(e)
             msg = msg.removeprefix(f"{where}: ")  # _coerce names the key itself; say it once
             raise UserError(f"bad value for {where}: {msg}") from None
+        if not _finite(new):
+            raise UserError(f"bad value for {label}.{head}: {value!r} is not a finite number")
     return dataclasses.replace(cfg, **{head: new})
+
+
+def _finite(value: Any) -> bool:
+    """No NaN or ±inf anywhere in ``value`` (a number, a tuple of them, a nested config)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, (tuple, list)):
+        return all(_finite(v) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return all(_finite(getattr(value, f.name)) for f in dataclasses.fields(value))
+    return True
 
 
 def _accepts_str_only(tp: Any) -> bool:

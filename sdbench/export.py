@@ -65,7 +65,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,6 +74,8 @@ from torch import Tensor
 
 from sdbench.cameras import Cameras
 from sdbench.errors import UserError
+from sdbench.io import slug
+from sdbench.results import TrialResult, load_result
 
 FORMATS = ("gpteval3d", "t3bench", "frames")
 NORMAL_FRAMES = ("world", "camera")
@@ -109,7 +110,7 @@ class Trial:
     """A completed trial directory, its config and its rebuilt representation."""
 
     path: Path
-    result: dict[str, Any]
+    result: TrialResult
     trial: Any
     """Its ``TrialConfig``."""
     representation: Any
@@ -185,8 +186,8 @@ def find_trials(source: Path) -> tuple[list[Path], list[str]]:
 
 def _status(trial_dir: Path) -> str:
     try:
-        return json.loads((trial_dir / "result.json").read_text()).get("status", "missing")
-    except (OSError, ValueError):
+        return load_result(trial_dir).status
+    except UserError:
         return "missing"
 
 
@@ -208,8 +209,8 @@ def load_trial(trial_dir: Path, device: str = "cpu") -> Trial:
         raise UserError(f"{trial_dir}: the trial did not complete (status {_status(trial_dir)!r}); nothing to export")
     if not (trial_dir / CHECKPOINT_FILE).is_file():
         raise UserError(f"{trial_dir} has no {CHECKPOINT_FILE}; rerun the trial")
-    result = json.loads((trial_dir / "result.json").read_text())
-    config = result["config"]
+    result = load_result(trial_dir)
+    config = result.config
     trial = cfgutil.from_dict(TrialConfig, config["trial"], "trial")
     rep_cls = registry.REPRESENTATIONS.get(trial.representation)
     rep_cfg = cfgutil.from_dict(rep_cls.Config, config["representation"], "representation")
@@ -284,21 +285,19 @@ def object_extent(rep: Any, size: int = 64) -> float:
 
 
 # -------------------------------------------------------------------- export
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "x"
-
-
 def method_names(trials: list[Trial]) -> dict[Path, str]:
     """``<loss>-<representation>-<prior>`` per trial; where trials of one name differ in more than
     prompt and seed, each gets a hash of its config (without prompt and seed) appended."""
 
     def rest(t: Trial) -> str:
-        cfg = json.loads(json.dumps(t.result["config"]))
+        cfg = json.loads(json.dumps(t.result.config))
         cfg["trial"].pop("prompt", None)
         cfg["trial"].pop("seed", None)
         return hashlib.sha1(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:8]
 
-    base = {t.path: _slug(f"{t.trial.loss}-{t.trial.representation}-{Path(t.trial.prior).name or t.trial.prior}") for t in trials}
+    base = {
+        t.path: slug(f"{t.trial.loss}-{t.trial.representation}-{Path(t.trial.prior).name or t.trial.prior}", 80) for t in trials
+    }
     configs: dict[str, set[str]] = {}
     for t in trials:
         configs.setdefault(base[t.path], set()).add(rest(t))

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import platform
+import socket
 import sys
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
 import torch
+
+from sdbench.results import Hardware
 
 PACKAGES = ("sdbench", "torch", "diffusers", "transformers", "gsplat", "nerfacc", "open_clip_torch", "clean-fid", "ray")
 
@@ -25,18 +28,30 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def hardware(device: torch.device) -> dict[str, object]:
-    info: dict[str, object] = {
-        "device": str(device),
-        "cpu": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "gpu": None,
-        "platform": platform.platform(),
-    }
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
+def ray_node_id() -> str | None:
+    """The Ray node this process runs on, when it is a Ray worker (a sweep's trial); else None.
+
+    Ray is never imported here: a process that has not imported it is not a Ray worker."""
+    ray = sys.modules.get("ray")
+    try:
+        if ray is not None and ray.is_initialized():
+            return ray.get_runtime_context().get_node_id()
+    except Exception:  # noqa: BLE001 - a record of where a trial ran must not fail the trial
+        return None
+    return None
+
+
+def hardware(device: torch.device) -> Hardware:
+    return Hardware(
+        device=str(device),
+        cpu=cpu_model(),
+        cpu_count=os.cpu_count(),
+        torch_threads=torch.get_num_threads(),
+        gpu=torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        platform=platform.platform(),
+        hostname=socket.gethostname(),
+        node_id=ray_node_id(),
+    )
 
 
 def versions() -> dict[str, str | None]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,12 +18,33 @@ import torch
 from torch import Tensor
 
 
+def slug(text: str, max_len: int = 40) -> str:
+    """A file-name-safe form of ``text`` (trial ids, run folders, cache folders): lower-case ASCII letters
+    and digits, every other run of characters one ``-``, cut at ``max_len``; ``prompt`` when nothing is left."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:max_len] or "prompt"
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (Linux ``/proc``; 0o022 elsewhere)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> Path:
-    """Call ``write(file)`` on a temporary file next to ``path``, then rename it to ``path``."""
+    """Call ``write(file)`` on a temporary file next to ``path``, then rename it to ``path``.
+
+    If ``write`` raises, ``path`` keeps its previous content and the temporary file is removed. The
+    file gets the permissions an ordinary ``open`` would give it (not the temporary file's 0600)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

@@ -7,19 +7,24 @@ sdbench's own plugins are declared in its ``pyproject.toml`` exactly like a thir
 For development, ``SDBENCH_PLUGINS`` adds entries without installing a package:
 ``SDBENCH_PLUGINS="sdbench.losses:myloss=my_module:MyLoss; sdbench.metrics:m=pkg.mod:Metric"``.
 
-Rules: a name is the entry point's name; a class may add ``aliases``; a name claimed by two
-sources is a conflict (both are named, neither is used); a plugin that fails to import or is not
-a subclass of its kind's base class is *broken*: ``sdbench list`` shows why, and only using it fails.
+Rules: a name is the entry point's name; a class may add ``aliases`` (a literal tuple in its class body,
+so that they are read from the source without importing the plugin: a typo or an alias imports nothing
+but the plugin it names); a name claimed by two sources is a conflict (both are named, neither is
+used); a plugin that fails to import or is not a subclass of its kind's base class is *broken*:
+``sdbench list`` shows why, and only using it fails.
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import difflib
 import importlib
+import importlib.util
 import os
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 from typing import Generic, TypeVar
 
 from sdbench.errors import UserError
@@ -41,6 +46,7 @@ class PluginEntry:
     cls: type | None = None
     aliases: tuple[str, ...] = ()
     also: list[str] = field(default_factory=list)  # conflicting sources
+    declared: tuple[str, ...] | None = None  # aliases read from the source before loading (None: not read yet)
 
     @property
     def summary(self) -> str:
@@ -58,6 +64,37 @@ def _load_target(target: str) -> object:
     for part in attr.strip().split(".") if attr else ():
         obj = getattr(obj, part)
     return obj
+
+
+def declared_aliases(target: str) -> tuple[str, ...]:
+    """The literal ``aliases = (...)`` in the body of the class ``target`` ("module:Class") names, read
+    from the module's source without executing it; () when the source or a literal value is not there."""
+    module, _, attr = target.partition(":")
+    try:
+        spec = importlib.util.find_spec(module.strip())  # imports parent packages only, not the module
+    except (ImportError, ValueError):
+        return ()
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        return ()
+    try:
+        body = ast.parse(Path(spec.origin).read_text(encoding="utf-8")).body
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return ()
+    for part in attr.strip().split(".") if attr.strip() else ():
+        cls = next((n for n in body if isinstance(n, ast.ClassDef) and n.name == part), None)
+        if cls is None:
+            return ()
+        body = cls.body
+    for node in body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        if any(isinstance(t, ast.Name) and t.id == "aliases" for t in targets) and node.value is not None:
+            try:
+                value = ast.literal_eval(node.value)
+            except ValueError:
+                return ()
+            ok = isinstance(value, (tuple, list)) and all(isinstance(a, str) for a in value)
+            return tuple(value) if ok else ()
+    return ()
 
 
 class Registry(Generic[T]):
@@ -130,15 +167,24 @@ class Registry(Generic[T]):
         """Every entry, loaded where it can be (for ``sdbench list``)."""
         return [self._load(e) for _, e in sorted(self.entries().items())]
 
+    def aliases(self, entry: PluginEntry) -> tuple[str, ...]:
+        """``entry``'s aliases: its class's once loaded, else those declared in its source (nothing is imported)."""
+        if entry.cls is not None:
+            return entry.aliases
+        if entry.declared is None:
+            entry.declared = declared_aliases(entry.target)
+        return entry.declared
+
     def canonical(self, name: str) -> str:
-        """The registered name behind ``name`` or one of its aliases; ``UserError`` if none."""
+        """The registered name behind ``name`` or one of its aliases; ``UserError`` if none.
+        Imports no plugin (aliases are read from the plugins' sources)."""
         entries = self.entries()
         if name in entries:
             return name
-        for entry in self.load_all():
-            if name in entry.aliases:
+        for entry in entries.values():
+            if name in self.aliases(entry):
                 return entry.name
-        all_names = sorted(set(entries) | {a for e in entries.values() for a in e.aliases})
+        all_names = sorted(set(entries) | {a for e in entries.values() for a in self.aliases(e)})
         close = difflib.get_close_matches(name, all_names, n=3, cutoff=0.5)
         hint = f"; did you mean {' or '.join(close)}?" if close else ""
         raise UserError(

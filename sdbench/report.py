@@ -17,34 +17,19 @@ import io
 import json
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sdbench import config as cfgutil
 from sdbench import report_html as H
-from sdbench.io import atomic_write, write_text
+from sdbench.budget import Budget
+from sdbench.io import atomic_write, slug, write_text
+from sdbench.results import HEADLINE_METRICS, GroupKey, TrialResult, group_key, load_results
 
 ID_FIELDS = ("trial", "prompt", "loss", "representation", "prior", "seed", "budget", "status", "error")
-COST_FIELDS = ("seconds", "steps", "nfe", "seconds_per_step", "peak_memory_mb")
-Result = tuple[Path, dict[str, Any]]
-
-
-def load_results(trial_dirs: Iterable[Path]) -> list[Result]:
-    """(directory, result.json) for every directory that has a result."""
-    out = []
-    for d in trial_dirs:
-        f = Path(d) / "result.json"
-        if f.is_file():
-            out.append((Path(d), json.loads(f.read_text())))
-    return out
-
-
-def budget_str(r: dict[str, Any]) -> str:
-    return f"{r['budget']['kind']}:{r['budget']['value']:g}"
-
-
-def group_of(r: dict[str, Any]) -> tuple[str, str, str, str]:
-    return (r["prior"], r["loss"], r["representation"], budget_str(r))
+COST_FIELDS = ("seconds", "steps", "nfe", "seconds_per_step", "peak_memory_mb", "nonfinite_grad_steps")
+Result = tuple[Path, TrialResult]
 
 
 # ------------------------------------------------------------------ statistics
@@ -63,28 +48,19 @@ def mean_ci(values: Sequence[float]) -> tuple[float, float, int]:
     return m, float(student.ppf(0.975, n - 1)) * sd / math.sqrt(n), n
 
 
-def summarize(results: Sequence[Result]) -> tuple[list[str], dict[tuple, dict[str, tuple[float, float, int]]]]:
+def summarize(results: Sequence[Result]) -> tuple[list[str], dict[GroupKey, dict[str, tuple[float, float, int]]]]:
     """Per group: {column: (mean, ci, n)} over completed trials, for metrics and costs."""
-    metric_names = sorted({m for _, r in results for m in r.get("metrics", {})})
+    metric_names = sorted({m for _, r in results for m in r.metrics})
     columns = metric_names + [f"cost.{c}" for c in COST_FIELDS]
-    groups: dict[tuple, list[dict]] = defaultdict(list)
+    groups: dict[GroupKey, list[TrialResult]] = defaultdict(list)
     for _, r in results:
-        if r["status"] == "completed":
-            groups[group_of(r)].append(r)
-    table = {}
-    for key, rs in sorted(groups.items()):
-        row = {}
-        for c in columns:
-            if c.startswith("cost."):
-                row[c] = mean_ci([r["cost"].get(c[5:], float("nan")) for r in rs])
-            else:
-                row[c] = mean_ci([r["metrics"].get(c, float("nan")) for r in rs])
-        table[key] = row
-    return columns, table
+        if r.completed:
+            groups[group_key(r)].append(r)
+    return columns, {key: {c: mean_ci([r.value(c) for r in rs]) for c in columns} for key, rs in sorted(groups.items())}
 
 
 # ------------------------------------------------------------------------ FID
-def group_fid(out: Path, results: Sequence[Result], refs_per_prompt: int = 8) -> dict[tuple, tuple[float, str]]:
+def group_fid(results: Sequence[Result], refs_per_prompt: int = 8) -> dict[GroupKey, tuple[float, str]]:
     """3D-FID per group: the group's evaluation views against prior samples of its prompts.
 
     Feature space: the toy evaluator for the toy prior, clean-fid's Inception where its weights are
@@ -97,21 +73,21 @@ def group_fid(out: Path, results: Sequence[Result], refs_per_prompt: int = 8) ->
     from sdbench.evaluation import fid as F
     from sdbench.world.data import cache_dir
 
-    groups: dict[tuple, list[Result]] = defaultdict(list)
+    groups: dict[GroupKey, list[Result]] = defaultdict(list)
     for d, r in results:
-        if r["status"] == "completed" and (d / "views").is_dir():
-            groups[group_of(r)].append((d, r))
-    values: dict[tuple, tuple[float, str]] = {}
+        if r.completed and (d / "views").is_dir():
+            groups[group_key(r)].append((d, r))
+    values: dict[GroupKey, tuple[float, str]] = {}
     priors: dict[str, Any] = {}
     for key, members in groups.items():
-        prior_name = key[0]
+        prior_name = key.prior
         features = "toy" if prior_name == "toy" else ("inception" if os.environ.get(F.INCEPTION_ENV) else None)
         if features is None:
             continue
         if prior_name not in priors:
             from sdbench.trial import spec_from_config
 
-            spec = spec_from_config(members[0][1]["config"])
+            spec = spec_from_config(members[0][1].config)
             priors[prior_name] = spec.prior_cls(spec.prior)
         prior = priors[prior_name]
         with tempfile.TemporaryDirectory() as tmp:
@@ -121,42 +97,44 @@ def group_fid(out: Path, results: Sequence[Result], refs_per_prompt: int = 8) ->
             for d, _ in members:
                 for v in sorted((d / "views").glob("*.png")):
                     shutil.copy(v, fake / f"{d.name}-{v.name}")
-            for prompt in sorted({r["prompt"] for _, r in members}):
+            for prompt in sorted({r.prompt for _, r in members}):
                 folder = F.reference_images(
                     prior,
-                    json.dumps(members[0][1]["config"]["prior"], sort_keys=True) + prior_name,
+                    json.dumps(members[0][1].config["prior"], sort_keys=True) + prior_name,
                     prompt,
                     refs_per_prompt,
                     0,
                     cache_dir(),
                 )
                 for v in sorted(folder.glob("*.png")):
-                    shutil.copy(v, real / f"{F._slug(prompt)}-{v.name}")
+                    shutil.copy(v, real / f"{slug(prompt, 48)}-{v.name}")
             values[key] = (F.fid(fake, real, features), features)
     return values
 
 
 # ----------------------------------------------------------------------- files
-def rows(results: Sequence[Result], fids: dict[tuple, tuple[float, str]] | None = None) -> tuple[list[str], list[dict[str, Any]]]:
-    metric_names = sorted({m for _, r in results for m in r.get("metrics", {})})
+def rows(
+    results: Sequence[Result], fids: dict[GroupKey, tuple[float, str]] | None = None
+) -> tuple[list[str], list[dict[str, Any]]]:
+    metric_names = sorted({m for _, r in results for m in r.metrics})
     header = [*ID_FIELDS, *metric_names, *(f"cost_{c}" for c in COST_FIELDS), "fid", "fid_features"]
     table = []
     for d, r in results:
         row: dict[str, Any] = {
             "trial": d.name,
-            "prompt": r["prompt"],
-            "loss": r["loss"],
-            "representation": r["representation"],
-            "prior": r["prior"],
-            "seed": r["seed"],
-            "budget": budget_str(r),
-            "status": r["status"],
-            "error": r.get("error") or "",
+            "prompt": r.prompt,
+            "loss": r.loss,
+            "representation": r.representation,
+            "prior": r.prior,
+            "seed": r.seed,
+            "budget": r.budget.label,
+            "status": r.status,
+            "error": r.error or "",
         }
-        row.update({m: r.get("metrics", {}).get(m, "") for m in metric_names})
-        row.update({f"cost_{c}": r.get("cost", {}).get(c, "") for c in COST_FIELDS})
-        fid_value = (fids or {}).get(group_of(r))
-        row["fid"], row["fid_features"] = fid_value if fid_value and r["status"] == "completed" else ("", "")
+        row.update({m: r.metrics.get(m, "") for m in metric_names})
+        row.update({f"cost_{c}": "" if getattr(r.cost, c) is None else getattr(r.cost, c) for c in COST_FIELDS})
+        fid_value = (fids or {}).get(group_key(r))
+        row["fid"], row["fid_features"] = fid_value if fid_value and r.completed else ("", "")
         table.append(row)
     return header, table
 
@@ -204,9 +182,6 @@ def _plots(columns: list[str], table: dict, metrics: list[str]) -> str:
     return "\n".join(html_parts)
 
 
-HEADLINE = ("toy_acc", "toy_colour_error", "toy_iou", "clip_toy", "clip_vit_l_14", "denoise_mse")
-
-
 def _views(d: Path) -> list[Path]:
     """A trial's evaluation views at their own resolution (``views/*.png``), else its ``views.png`` grid."""
     return sorted((d / "views").glob("*.png")) or ([d / "views.png"] if (d / "views.png").is_file() else [])
@@ -217,7 +192,7 @@ def write_report(
 ) -> Path:
     columns, table = summarize(results)
     metric_cols = [c for c in columns if not c.startswith("cost.")]
-    headline = [m for m in HEADLINE if m in metric_cols] or metric_cols[:4]
+    headline = [m for m in HEADLINE_METRICS if m in metric_cols] or metric_cols[:4]
     metric_cols = [*headline, *(c for c in metric_cols if c not in headline)]  # headline metrics first, in view
     fids = fids or {}
     spaces = {f[1] for f in fids.values()}  # FID feature spaces: named in the header when there is one
@@ -225,7 +200,7 @@ def write_report(
     labels = [(1, "loss"), (2, "representation")]
     same = []
     for i, name in ((0, "prior"), (3, "budget")):
-        values = sorted({group_of(r)[i] for _, r in results})
+        values = sorted({group_key(r)[i] for _, r in results})
         if len(values) > 1:
             labels.append((i, name))
         elif values:
@@ -251,25 +226,25 @@ def write_report(
 
     quality = section(metric_cols, with_fid=True)
     cost = section([c for c in columns if c.startswith("cost.")], with_fid=False)
-    plots = _plots(columns, table, [m for m in HEADLINE if m in metric_cols] or metric_cols[:2])
+    plots = _plots(columns, table, [m for m in HEADLINE_METRICS if m in metric_cols] or metric_cols[:2])
 
     # Per prompt: each group's views (lowest seed) and its metrics over that prompt's seeds.
     by_prompt: dict[str, dict[tuple, list[Result]]] = defaultdict(lambda: defaultdict(list))
     for d, r in results:
-        if r["status"] == "completed":
-            by_prompt[r["prompt"]][group_of(r)].append((d, r))
+        if r.completed:
+            by_prompt[r.prompt][group_key(r)].append((d, r))
     prompt_sections = []
     for k, (prompt, groups) in enumerate(sorted(by_prompt.items())):
         body = []
         for key, members in sorted(groups.items()):
-            members.sort(key=lambda m: m[1]["seed"])
+            members.sort(key=lambda m: m[1].seed)
             d0, r0 = members[0]
             label = " · ".join(key[i] for i, _ in labels)
-            stats = [mean_ci([r["metrics"].get(m, math.nan) for _, r in members]) for m in headline]
+            stats = [mean_ci([r.metrics.get(m, math.nan) for _, r in members]) for m in headline]
             body.append(
                 [
                     *(H.text(key[i]) for i, _ in labels),
-                    H.raw(H.views(_views(d0), f"{prompt}: {label}, seed {r0['seed']}")),
+                    H.raw(H.views(_views(d0), f"{prompt}: {label}, seed {r0.seed}")),
                     H.number(len(members)),
                     *(H.number(m, ci) for m, ci, _ in stats),
                 ]
@@ -278,7 +253,7 @@ def write_report(
         prompt_sections.append(f"<h3 id='prompt-{k}'>{html.escape(prompt)}</h3>\n{H.table(head, body)}")
     toc = "".join(f"<a href='#prompt-{k}'>{html.escape(p)}</a>" for k, p in enumerate(sorted(by_prompt)))
 
-    failed = [(d.name, r.get("error") or "") for d, r in results if r["status"] != "completed"]
+    failed = [(d.name, r.error or "") for d, r in results if not r.completed]
     failed_html = (
         "<h2 id='failed'>Failed trials</h2><ul class='failed'>"
         + "".join(f"<li><code>{html.escape(n)}</code>: {html.escape(e)}</li>" for n, e in failed)
@@ -318,13 +293,13 @@ def build_report(out: Path, ids: Sequence[str] | None = None, fid: bool = True) 
         else []
     )
     results = load_results(dirs)
-    fids = group_fid(out, results) if fid and results else {}
+    fids = group_fid(results) if fid and results else {}
     write_results_csv(results, out / "results.csv", fids)
     sweep = json.loads((out / "sweep.json").read_text()).get("sweep", {}) if (out / "sweep.json").is_file() else {}
     notes = ""
     if "budget" in sweep:
-        notes = html.escape(f"Budget {sweep['budget'].get('kind')}:{sweep['budget'].get('value')} for every trial.")
+        notes = html.escape(f"Budget {cfgutil.from_dict(Budget, sweep['budget']).label} for every trial.")
     elif "groups" in sweep:
-        budgets = sorted({f"{g['budget']['kind']}:{g['budget']['value']}" for g in sweep["groups"]})
+        budgets = sorted({cfgutil.from_dict(Budget, g["budget"]).label for g in sweep["groups"]})
         notes = html.escape(f"{len(sweep['groups'])} groups; budgets {', '.join(budgets)} (a row's budget is in its name).")
     return write_report(results, out / "report.html", title=f"sdbench sweep: {out.name}", fids=fids, notes=notes)

@@ -20,11 +20,11 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from sdbench.report import Result, budget_str, load_results, mean_ci
+from sdbench.report import Result, mean_ci
+from sdbench.results import HEADLINE_METRICS, GroupKey, TrialResult, group_key, load_results
 
 START, END = "<!-- sdbench:tables -->", "<!-- /sdbench:tables -->"
 COLUMNS = (
@@ -38,7 +38,6 @@ COLUMNS = (
     ("cost.seconds", "seconds"),
     ("cost.nfe", "NFE"),
 )
-PAIRED = ("toy_acc", "toy_colour_error", "toy_saturation_error", "toy_background_error")
 ABLATIONS = ("sds", "vdm_nodca", "vdm_cut100", "vdm", "vdm_cut500", "vdm_linear", "vdm_noise")
 ABLATION_LABEL = {
     "vdm_nodca": "VDM, no DCA",
@@ -51,12 +50,6 @@ ABLATION_LABEL = {
 }
 
 
-def value(r: dict[str, Any], column: str) -> float:
-    if column.startswith("cost."):
-        return r.get("cost", {}).get(column[5:], float("nan"))
-    return r.get("metrics", {}).get(column, float("nan"))
-
-
 def cell(values: Sequence[float], digits: int = 3) -> str:
     m, ci, n = mean_ci(values)
     if n == 0:
@@ -65,26 +58,27 @@ def cell(values: Sequence[float], digits: int = 3) -> str:
     return fmt.format(m) + (f" ± {ci:.2g}" if ci > 0 else "")
 
 
-def _groups(results: Sequence[Result]) -> dict[tuple[str, str, str, str], list[dict]]:
-    groups: dict[tuple[str, str, str, str], list[dict]] = defaultdict(list)
+def _groups(results: Sequence[Result]) -> dict[GroupKey, list[TrialResult]]:
+    groups: dict[GroupKey, list[TrialResult]] = defaultdict(list)
     for _, r in results:
-        if r["status"] == "completed":
-            groups[(r["prior"], budget_str(r), r["representation"], r["loss"])].append(r)
+        if r.completed:
+            groups[group_key(r)].append(r)
     return groups
 
 
-def fill_equal_nfe(groups: dict[tuple, list[dict]]) -> set[tuple]:
+def fill_equal_nfe(groups: dict[GroupKey, list[TrialResult]]) -> set[GroupKey]:
     """Add equal-steps trials to an ``nfe:K`` budget where they used exactly K evaluations; returns the keys added."""
     added = set()
-    nfe_budgets = {(p, b) for p, b, _, _ in groups if b.startswith("nfe:")}
+    nfe_budgets = {(g.prior, g.budget) for g in groups if g.budget.startswith("nfe:")}
     for prior, budget in nfe_budgets:
         k = float(budget.split(":", 1)[1])
-        for (p, b, rep, loss), rs in list(groups.items()):
-            if p != prior or not b.startswith("steps:") or (prior, budget, rep, loss) in groups:
+        for g, rs in list(groups.items()):
+            target = g._replace(budget=budget)
+            if g.prior != prior or not g.budget.startswith("steps:") or target in groups:
                 continue
-            if rs and all(r.get("cost", {}).get("nfe") == k for r in rs):
-                groups[(prior, budget, rep, loss)] = rs
-                added.add((prior, budget, rep, loss))
+            if rs and all(r.cost.nfe == k for r in rs):
+                groups[target] = rs
+                added.add(target)
     return added
 
 
@@ -99,10 +93,10 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def _paired(a: list[dict], b: list[dict], column: str) -> str:
+def _paired(a: list[TrialResult], b: list[TrialResult], column: str) -> str:
     """Mean ± CI of value(a) − value(b) over the (prompt, seed) pairs both have."""
-    ka = {(r["prompt"], r["seed"]): value(r, column) for r in a}
-    kb = {(r["prompt"], r["seed"]): value(r, column) for r in b}
+    ka = {(r.prompt, r.seed): r.value(column) for r in a}
+    kb = {(r.prompt, r.seed): r.value(column) for r in b}
     diffs = [ka[k] - kb[k] for k in ka.keys() & kb.keys() if math.isfinite(ka[k]) and math.isfinite(kb[k])]
     return cell(diffs, 2) if diffs else "—"
 
@@ -111,29 +105,31 @@ def markdown(results: Sequence[Result], image_dir: Path, image_prefix: str) -> s
     """The generated part of a study document; grid images are written into ``image_dir``."""
     groups = _groups(results)
     filled = fill_equal_nfe(groups)
-    present = {c for c, _ in COLUMNS if any(math.isfinite(value(r, c)) for rs in groups.values() for r in rs)}
+    present = {c for c, _ in COLUMNS if any(math.isfinite(r.value(c)) for rs in groups.values() for r in rs)}
     columns = [(c, label) for c, label in COLUMNS if c in present]
     parts: list[str] = []
     n_trials = sum(1 for _, r in results)
-    n_done = sum(1 for _, r in results if r["status"] == "completed")
+    n_done = sum(1 for _, r in results if r.completed)
     parts.append(
         f"{n_done} of {n_trials} trials completed. Cells: mean ± 95 % confidence half-width (Student t) over prompts × seeds."
     )
-    for prior, budget in sorted({(p, b) for p, b, _, _ in groups}, key=lambda x: (x[0], not x[1].startswith("steps"), x[1])):
+    budgets = sorted({(g.prior, g.budget) for g in groups}, key=lambda x: (x[0], not x[1].startswith("steps"), x[1]))
+    for prior, budget in budgets:
         parts.append(f"\n### Budget {budget} (prior {prior})\n")
-        for rep in sorted({k[2] for k in groups if k[:2] == (prior, budget)}):
-            losses = _loss_order({k[3] for k in groups if k[:3] == (prior, budget, rep)})
+        for rep in sorted({g.representation for g in groups if (g.prior, g.budget) == (prior, budget)}):
+            key = GroupKey(prior, "", rep, budget)
+            losses = _loss_order({g.loss for g in groups if g._replace(loss="") == key})
             rows = []
             for loss in losses:
-                rs = groups[(prior, budget, rep, loss)]
-                mark = " †" if (prior, budget, rep, loss) in filled else ""
-                rows.append([f"{loss}{mark}", str(len(rs))] + [cell([value(r, c) for r in rs]) for c, _ in columns])
+                rs = groups[key._replace(loss=loss)]
+                mark = " †" if key._replace(loss=loss) in filled else ""
+                rows.append([f"{loss}{mark}", str(len(rs))] + [cell([r.value(c) for r in rs]) for c, _ in columns])
             parts.append(f"**{rep}**\n\n" + _table(["loss", "n", *(label for _, label in columns)], rows) + "\n")
-            base = groups.get((prior, budget, rep, "sds"))
+            base = groups.get(key._replace(loss="sds"))
             if base and len(losses) > 1:
-                paired = [c for c in PAIRED if c in present]
+                paired = [c for c in HEADLINE_METRICS if c in present]
                 prow = [
-                    [loss] + [_paired(groups[(prior, budget, rep, loss)], base, c) for c in paired]
+                    [loss] + [_paired(groups[key._replace(loss=loss)], base, c) for c in paired]
                     for loss in losses
                     if loss != "sds"
                 ]
@@ -146,18 +142,21 @@ def markdown(results: Sequence[Result], image_dir: Path, image_prefix: str) -> s
         if filled and budget.startswith("nfe:"):
             parts.append("† the equal-steps trials: they used exactly this many prior evaluations.\n")
     ablation = [
-        (k, rs) for k, rs in groups.items() if k[3] in ABLATIONS and k[3] not in ("sds", "vdm") and k[1].startswith("steps")
+        (g, rs)
+        for g, rs in groups.items()
+        if g.loss in ABLATIONS and g.loss not in ("sds", "vdm") and g.budget.startswith("steps")
     ]
     if ablation:
         parts.append("\n### DreamMapping ablations (equal steps)\n")
         rows = []
-        for prior, budget, rep in sorted({k[:3] for k, _ in ablation}):
-            ref = groups.get((prior, budget, rep, "vdm"))
+        for key in sorted({g._replace(loss="") for g, _ in ablation}):
+            rep = key.representation
+            ref = groups.get(key._replace(loss="vdm"))
             for loss in ABLATIONS:
-                rs = groups.get((prior, budget, rep, loss))
+                rs = groups.get(key._replace(loss=loss))
                 if rs:
                     cells = [
-                        cell([value(r, c) for r in rs])
+                        cell([r.value(c) for r in rs])
                         for c in ("toy_saturation_error", "toy_colour_error", "toy_hue_error", "toy_acc")
                     ]
                     delta = _paired(rs, ref, "toy_saturation_error") if ref and loss != "vdm" else "—"
@@ -185,18 +184,18 @@ def _grids(results: Sequence[Result], image_dir: Path, image_prefix: str) -> str
 
     from sdbench.io import save_grid
 
-    done = [(d, r) for d, r in results if r["status"] == "completed" and (d / "views" / "000.png").is_file()]
-    steps = sorted({budget_str(r) for _, r in done if r["budget"]["kind"] == "steps"})
-    budget = steps[0] if steps else (sorted({budget_str(r) for _, r in done})[0] if done else None)
+    done = [(d, r) for d, r in results if r.completed and (d / "views" / "000.png").is_file()]
+    steps = sorted({r.budget.label for _, r in done if r.budget.kind == "steps"})
+    budget = steps[0] if steps else (sorted({r.budget.label for _, r in done})[0] if done else None)
     lines = []
-    for rep in sorted({r["representation"] for _, r in done}):
-        chosen = [(d, r) for d, r in done if r["representation"] == rep and budget_str(r) == budget]
-        prompts = sorted({r["prompt"] for _, r in chosen})
-        losses = _loss_order({r["loss"] for _, r in chosen})
+    for rep in sorted({r.representation for _, r in done}):
+        chosen = [(d, r) for d, r in done if r.representation == rep and r.budget.label == budget]
+        prompts = sorted({r.prompt for _, r in chosen})
+        losses = _loss_order({r.loss for _, r in chosen})
         images = []
         for loss in losses:
             for p in prompts:
-                match = sorted((r["seed"], str(d)) for d, r in chosen if r["loss"] == loss and r["prompt"] == p)
+                match = sorted((r.seed, str(d)) for d, r in chosen if r.loss == loss and r.prompt == p)
                 if match:
                     images.append(pil_to_tensor(Image.open(Path(match[0][1]) / "views" / "000.png").convert("RGB")).float() / 255)
                 else:

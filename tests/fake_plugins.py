@@ -45,3 +45,40 @@ class NotALoss:
     @dataclass(frozen=True)
     class Config:
         pass
+
+
+class OneBadStepLoss(Loss):
+    """Pulls the image to grey; its gradient is NaN at one step (zeroed and counted by prepare_grad)."""
+
+    @dataclass(frozen=True)
+    class Config:
+        bad_step: int = 2
+
+    def forward(self, images, text, cameras, step, *, t=None, noise=None):
+        g = images.detach() - 0.5
+        if step == self.cfg.bad_step:
+            g = g * float("nan")
+        g = self.prepare_grad(g, None)
+        return LossOutput(0.5 * (images - (images - g).detach()).pow(2).sum(), {"grad_norm": g.norm().item()})
+
+
+class _NaNBackward(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.shape = x.shape
+        return (x * 0).sum()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return torch.full(ctx.shape, float("nan"))
+
+
+class NaNBackwardLoss(Loss):
+    """A finite loss whose backward pass sends NaN into the representation at every step."""
+
+    @dataclass(frozen=True)
+    class Config:
+        pass
+
+    def forward(self, images, text, cameras, step, *, t=None, noise=None):
+        return LossOutput(_NaNBackward.apply(images), {})

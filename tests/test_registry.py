@@ -57,3 +57,41 @@ def test_unknown_name_suggests_close_matches():
     reg = registry.Registry("losses", "sdbench.losses.base:Loss")
     with pytest.raises(UserError, match=r"unknown loss 'sdss'; did you mean sds"):
         reg.get("sdss")
+
+
+def test_aliases_and_typos_import_no_plugin():
+    """A typo or an alias is resolved from the plugins' sources: no plugin module is imported (checked in a fresh process)."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+from sdbench import registry
+from sdbench.errors import UserError
+out = [registry.REPRESENTATIONS.canonical("3dgs"), registry.REPRESENTATIONS.canonical("2d")]
+for reg, typo in ((registry.REPRESENTATIONS, "3dgz"), (registry.LOSSES, "sdss"), (registry.METRICS, "clipp")):
+    try:
+        reg.canonical(typo)
+    except UserError as e:
+        out.append(str(e).split("; did you mean ")[1].split()[0])
+prefixes = tuple(f"sdbench.{k}." for k in ("losses", "representations", "priors", "evaluation"))
+out.append(sorted(m for m in sys.modules if m.startswith(prefixes) or m in ("torch", "diffusers", "open_clip")))
+print(out)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(["gaussians", "image", "3dgs?", "sds", "clip", []])
+
+
+def test_declared_aliases_are_read_from_literals_only(tmp_path, monkeypatch):
+    (tmp_path / "aliasmod.py").write_text(
+        "class A:\n    aliases = ('a1', 'a2')\n"
+        "class B:\n    aliases = tuple('b')\n"
+        "class C:\n    class Inner:\n        aliases: tuple = ['c']\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert registry.declared_aliases("aliasmod:A") == ("a1", "a2")
+    assert registry.declared_aliases("aliasmod:B") == ()  # not a literal: found once the plugin is loaded
+    assert registry.declared_aliases("aliasmod:C.Inner") == ("c",)
+    assert registry.declared_aliases("no_such_module_xyz:A") == () and registry.declared_aliases("aliasmod:Z") == ()
+    assert "aliasmod" not in __import__("sys").modules

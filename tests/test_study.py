@@ -4,36 +4,39 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sdbench.results import GroupKey, TrialResult
 from sdbench.study import _paired, fill_equal_nfe, markdown
 
 
-def result(loss: str, budget: tuple[str, int], prompt: str, seed: int, nfe: int, sat: float, rep: str = "image") -> dict:
-    return {
-        "prompt": prompt,
-        "loss": loss,
-        "representation": rep,
-        "prior": "toy",
-        "seed": seed,
-        "status": "completed",
-        "budget": {"kind": budget[0], "value": budget[1]},
-        "metrics": {"toy_acc": 1.0, "toy_saturation_error": sat},
-        "cost": {"nfe": nfe, "seconds": 1.0},
-    }
+def result(loss: str, budget: tuple[str, int], prompt: str, seed: int, nfe: int, sat: float, rep: str = "image") -> TrialResult:
+    return TrialResult.from_dict(
+        {
+            "prompt": prompt,
+            "loss": loss,
+            "representation": rep,
+            "prior": "toy",
+            "seed": seed,
+            "status": "completed",
+            "budget": {"kind": budget[0], "value": budget[1]},
+            "metrics": {"toy_acc": 1.0, "toy_saturation_error": sat},
+            "cost": {"nfe": nfe, "seconds": 1.0},
+        }
+    )
 
 
 def test_equal_steps_trials_fill_the_equal_nfe_table_only_when_their_nfe_matches():
     groups = {
-        ("toy", "steps:10", "image", "sds"): [result("sds", ("steps", 10), "p", 0, 20, 0.1)],
-        ("toy", "steps:10", "image", "csd"): [result("csd", ("steps", 10), "p", 0, 30, 0.1)],
-        ("toy", "nfe:20", "image", "csd"): [result("csd", ("nfe", 20), "p", 0, 21, 0.1)],
-        ("toy", "steps:10", "image", "ism"): [
+        GroupKey("toy", "sds", "image", "steps:10"): [result("sds", ("steps", 10), "p", 0, 20, 0.1)],
+        GroupKey("toy", "csd", "image", "steps:10"): [result("csd", ("steps", 10), "p", 0, 30, 0.1)],
+        GroupKey("toy", "csd", "image", "nfe:20"): [result("csd", ("nfe", 20), "p", 0, 21, 0.1)],
+        GroupKey("toy", "ism", "image", "steps:10"): [
             result("ism", ("steps", 10), "p", 0, 20, 0.1),
             result("ism", ("steps", 10), "p", 1, 24, 0.1),
         ],
     }
     added = fill_equal_nfe(groups)
-    assert added == {("toy", "nfe:20", "image", "sds")}  # csd has its own; ism's NFE varies
-    assert groups[("toy", "nfe:20", "image", "sds")] is groups[("toy", "steps:10", "image", "sds")]
+    assert added == {GroupKey("toy", "sds", "image", "nfe:20")}  # csd has its own; ism's NFE varies
+    assert groups[GroupKey("toy", "sds", "image", "nfe:20")] is groups[GroupKey("toy", "sds", "image", "steps:10")]
 
 
 def test_paired_differences_use_matching_prompt_and_seed():

@@ -21,7 +21,7 @@ def spec(prior, overrides=(), **kw):
 def test_result_json_has_the_contract_fields(tiny_pixel_checkpoint, tmp_path):
     result = T.run_trial(spec(tiny_pixel_checkpoint, eval_views=4), tmp_path / "t", progress=False)
     on_disk = json.loads((tmp_path / "t" / "result.json").read_text())
-    assert on_disk == json.loads(json.dumps(result))
+    assert on_disk == json.loads(json.dumps(result.to_dict()))
     for key in (
         "prompt",
         "loss",
@@ -50,20 +50,20 @@ def test_result_json_has_the_contract_fields(tiny_pixel_checkpoint, tmp_path):
 
 def test_same_seed_gives_identical_metrics_and_different_seed_does_not(tiny_pixel_checkpoint, tmp_path):
     runs = [T.run_trial(spec(tiny_pixel_checkpoint, seed=s), tmp_path / f"r{i}", progress=False) for i, s in enumerate((3, 3, 4))]
-    assert runs[0]["metrics"] == runs[1]["metrics"]
+    assert runs[0].metrics == runs[1].metrics
     assert (tmp_path / "r0" / "views.png").read_bytes() == (tmp_path / "r1" / "views.png").read_bytes()
-    assert runs[0]["metrics"] != runs[2]["metrics"]
+    assert runs[0].metrics != runs[2].metrics
 
 
 def test_nfe_budget_stops_at_the_count(tiny_pixel_checkpoint, tmp_path):
     s = spec(tiny_pixel_checkpoint, budget=Budget("nfe", 10), batch_size=2)
     result = T.run_trial(s, tmp_path / "n", progress=False)
-    assert result["cost"]["nfe"] == 12 and result["cost"]["steps"] == 3  # 4 NFE per step; stops once ≥ 10
+    assert result.cost.nfe == 12 and result.cost.steps == 3  # 4 NFE per step; stops once ≥ 10
 
 
 def test_seconds_budget(tiny_pixel_checkpoint, tmp_path):
     result = T.run_trial(spec(tiny_pixel_checkpoint, budget=Budget("seconds", 0.5)), tmp_path / "s", progress=False)
-    assert 0.5 <= result["cost"]["seconds"] < 5 and result["cost"]["steps"] >= 1
+    assert 0.5 <= result.cost.seconds < 5 and result.cost.steps >= 1
 
 
 def test_overrides_reach_the_plugin_configs(tiny_pixel_checkpoint):
@@ -146,8 +146,8 @@ def test_an_interrupted_trial_resumes_bit_identically_from_its_checkpoint(tiny_p
         T.run_trial(spec, tmp_path / "resumed", progress=False, on_step=interrupt)
     assert not (tmp_path / "resumed" / "result.json").exists()  # interrupted, not failed
     resumed = T.run_trial(spec, tmp_path / "resumed", progress=False)
-    assert resumed["metrics"] == clean["metrics"]
-    assert resumed["cost"]["steps"] == 7 and resumed["cost"]["nfe"] == clean["cost"]["nfe"]
+    assert resumed.metrics == clean.metrics
+    assert resumed.cost.steps == 7 and resumed.cost.nfe == clean.cost.nfe
     final = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)
     assert final["resumable"] is False and final["step"] == 7 and "loss" in final
     clean_loss = torch.load(tmp_path / "clean" / "checkpoint.pt", weights_only=False)["loss"]["parameters"]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from sdbench.losses.base import Loss, LossOutput
-from sdbench.losses.common import Weighting, grad_logs, noise_images, prepare_grad, surrogate_loss, timestep_bounds, weight
+from sdbench.losses.common import Weighting, grad_logs, noise_images, surrogate_loss, timestep_bounds, weight
 
 
 class HiFASDS(Loss):
@@ -41,5 +41,5 @@ class HiFASDS(Loss):
             t = torch.full((images.shape[0],), self.timestep(step), dtype=torch.long)
         n = noise_images(self.prior, images, self.cfg.t_range, t, noise)
         eps_cfg, _, _ = self.prior.predict_cfg(n.x_t, n.t, text.cond(cameras), text.uncond(len(images)), self.cfg.cfg_scale)
-        g = prepare_grad(weight(self.cfg.weighting, self.prior.alphas_cumprod, n.t) * (eps_cfg - n.noise), None)
+        g = self.prepare_grad(weight(self.cfg.weighting, self.prior.alphas_cumprod, n.t) * (eps_cfg - n.noise), None)
         return LossOutput(surrogate_loss(n.z, g), grad_logs(g, n.t))

@@ -13,14 +13,20 @@ antialiased) and normalised with the model's mean and std.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from sdbench.cameras import CameraConfig
 from sdbench.errors import UserError
+from sdbench.evaluation.base import EvalContext, Metric
+from sdbench.world.evaluator import EVALUATOR_DIR
 
 
 class ClipScorer:
@@ -96,12 +102,6 @@ class ClipScorer:
 
 
 # --------------------------------------------------------------------------- metrics
-import os  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from functools import lru_cache  # noqa: E402
-
-from sdbench.cameras import CameraConfig  # noqa: E402
-from sdbench.evaluation.base import EvalContext, Metric  # noqa: E402
 
 #: The documented real models: open_clip architecture, pretrained tag, and where sdbench looks.
 REAL_MODELS = {
@@ -143,8 +143,6 @@ class ClipScore(Metric):
             except ValueError:
                 model = "ViT-L-14"
         if model == "toy":
-            from sdbench.evaluation.toy import EVALUATOR_DIR
-
             return f"local-dir:{EVALUATOR_DIR}", None, "toy"
         if model.startswith("local-dir:"):
             return model, None, os.path.basename(model.rstrip("/")).replace("-", "_").lower()

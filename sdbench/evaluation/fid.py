@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,19 +23,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from sdbench.errors import UserError
-from sdbench.io import save_image
+from sdbench.io import save_image, slug
 
 INCEPTION_ENV = "SDBENCH_INCEPTION_DIR"
 INCEPTION_FILE = "inception-2015-12-05.pt"
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:48]
-
-
 def reference_dir(cache: Path, prior_key: str, prompt: str, count: int, seed: int) -> Path:
     key = hashlib.sha1(f"{prior_key}|{prompt}|{count}|{seed}".encode()).hexdigest()[:10]
-    return Path(cache) / "fid-references" / f"{_slug(prompt)}-n{count}-s{seed}-{key}"
+    return Path(cache) / "fid-references" / f"{slug(prompt, 48)}-n{count}-s{seed}-{key}"
 
 
 def reference_images(prior, prior_key: str, prompt: str, count: int, seed: int, cache: Path, guidance_scale: float = 7.5) -> Path:

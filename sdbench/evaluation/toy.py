@@ -1,12 +1,12 @@
 """The toy world's evaluator: the shipped open_clip model and its shape / colour read-outs.
 
 Zero-shot classification over the 30 prompts ``a {colour} {shape}``: the joint probabilities
-``p(colour, shape | image)`` are marginalised to read out the shape and the colour separately.
+``p(colour, shape | image)`` are marginalised to read out the shape and the colour separately
+(:func:`sdbench.world.evaluator.readout`, re-exported here with ``EVALUATOR_DIR``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,29 +15,10 @@ from torch import Tensor
 
 from sdbench.errors import UserError
 from sdbench.evaluation.clip import ClipScorer
+from sdbench.world.evaluator import EVALUATOR_DIR, Readout, readout
 from sdbench.world.grammar import base_prompts
-from sdbench.world.scenes import COLOURS, SHAPES
 
-EVALUATOR_DIR = Path(__file__).resolve().parent.parent / "world" / "weights" / "evaluator"
-
-
-@dataclass
-class Readout:
-    """Per image: predicted ``shape`` and ``colour`` indices ``[B]`` and the joint probabilities
-    ``probs [B, colours, shapes]``."""
-
-    shape: Tensor
-    colour: Tensor
-    probs: Tensor
-
-    def names(self) -> list[tuple[str, str]]:
-        return [(list(COLOURS)[c], SHAPES[s]) for c, s in zip(self.colour.tolist(), self.shape.tolist())]
-
-
-def readout(probs: Tensor) -> Readout:
-    """``[B, 30]`` probabilities over :func:`base_prompts` → marginal shape and colour predictions."""
-    joint = probs.reshape(-1, len(COLOURS), len(SHAPES))
-    return Readout(joint.sum(1).argmax(-1), joint.sum(2).argmax(-1), joint)
+__all__ = ["EVALUATOR_DIR", "Readout", "classify", "load_evaluator", "readout"]
 
 
 @lru_cache(maxsize=2)

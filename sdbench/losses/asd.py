@@ -43,7 +43,6 @@ from sdbench.losses.common import (
     Weighting,
     grad_logs,
     noise_images,
-    prepare_grad,
     surrogate_loss,
     timestep_bounds,
     uniform,
@@ -100,5 +99,5 @@ class ASD(Loss):
                 torch.cat([n.x_t, n.x_t, x_plus]), torch.cat([n.t, n.t, t_plus]), torch.cat([cond, text.uncond(B), cond])
             ).chunk(3)
         g = weight(cfg.weighting, prior.alphas_cumprod, n.t) * (cfg_combine(eps_y, eps_u, cfg.cfg_scale) - eps_plus)
-        g = prepare_grad(g, cfg.grad_clip)
+        g = self.prepare_grad(g, cfg.grad_clip)
         return LossOutput(surrogate_loss(n.z, g), {**grad_logs(g, n.t), "t_plus": t_plus.float().mean().item()})

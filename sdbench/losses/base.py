@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from sdbench.cameras import Cameras
+from sdbench.losses import common
 from sdbench.priors.base import Prior, TextConditioning
 
 
@@ -49,6 +50,15 @@ class Loss(nn.Module, abc.ABC):
         #: loss goes through it (``common.sample_timesteps``, ``randn_like``, ``uniform``), so a trial's
         #: draws do not depend on what else runs in the process. None: torch's global generator.
         self.generator: torch.Generator | None = None
+        #: Non-finite (NaN/inf) gradient entries :meth:`prepare_grad` zeroed since the trial last reset it
+        #: (the trial loop does, each step, and counts the steps that had any).
+        self.nonfinite_grad_entries = 0
+
+    def prepare_grad(self, grad: Tensor, clip: float | None) -> Tensor:
+        """:func:`sdbench.losses.common.prepare_grad` (NaN/inf → 0 so one bad step does not wreck the
+        representation, optional clamp), counting the entries it zeroed in ``nonfinite_grad_entries``."""
+        self.nonfinite_grad_entries += int((~torch.isfinite(grad)).sum())
+        return common.prepare_grad(grad, clip)
 
     @abc.abstractmethod
     def forward(

@@ -43,7 +43,6 @@ from sdbench.losses.common import (
     Weighting,
     ddim_hop,
     grad_logs,
-    prepare_grad,
     randn_like,
     sample_timesteps,
     surrogate_loss,
@@ -141,6 +140,6 @@ class CDS(Loss):
         x_next = ddim_hop(prior, x_t, t, t_next, eps_t)  # the PF-ODE (DDIM, η = 0) step t → t'
         eps_next, _, _ = prior.predict_cfg(x_next, t_next, cond, uncond, s)
         g = weight(cfg.weighting, prior.alphas_cumprod, t) * (eps_t - eps_next)
-        g = prepare_grad(g, cfg.grad_clip(step) if cfg.grad_clip is not None else None)
+        g = self.prepare_grad(g, cfg.grad_clip(step) if cfg.grad_clip is not None else None)
         logs = {**grad_logs(g, t), "t_next": t_next.float().mean().item(), "cfg_scale": s}
         return LossOutput(surrogate_loss(z, g), logs)

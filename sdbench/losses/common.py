@@ -97,7 +97,7 @@ def surrogate_loss(z: Tensor, grad: Tensor) -> Tensor:
 
 def prepare_grad(grad: Tensor, clip: float | None) -> Tensor:
     """Replace NaN/inf by 0 and optionally clamp each element to [−clip, clip] (threestudio's grad_clip)."""
-    grad = torch.nan_to_num(grad)
+    grad = torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)  # the default maps ±inf to ±max: an exploding step
     if clip is not None:
         grad = grad.clamp(-clip, clip)
     return grad

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from sdbench.cameras import Cameras
 from sdbench.losses.base import Loss, LossOutput
-from sdbench.losses.common import Linear, Weighting, anneal_bounds, grad_logs, noise_images, prepare_grad, surrogate_loss, weight
+from sdbench.losses.common import Linear, Weighting, anneal_bounds, grad_logs, noise_images, surrogate_loss, weight
 from sdbench.priors.base import TextConditioning
 
 NEGATIVE = "oversaturated color, ugly, tiling, low quality, noisy"
@@ -73,5 +73,5 @@ class CSD(Loss):
         g = weight(cfg.weighting, self.prior.alphas_cumprod, n.t) * delta
         if cfg.grad_normalize:
             g = g / g.norm().clamp(min=1e-12)
-        g = prepare_grad(g, cfg.grad_clip)
+        g = self.prepare_grad(g, cfg.grad_clip)
         return LossOutput(surrogate_loss(n.z, g), {**grad_logs(g, n.t), "omega1": w1, "omega2": w2})

@@ -35,7 +35,6 @@ from sdbench.losses.common import (
     ddim_hop,
     grad_logs,
     guided_noise,
-    prepare_grad,
     randn_like,
     sample_timesteps,
     surrogate_loss,
@@ -123,5 +122,5 @@ class ISM(Loss):
             neg = text.embed(cfg.negative_prompt, B)
             eps_cfg, _, _ = guided_noise(prior, x_t, t, text, cameras, neg, cfg.guidance_scale, perp_neg)
         g = cfg.lambda_guidance * weight(cfg.weighting, prior.alphas_cumprod, t) * (eps_cfg - eps_s)
-        g = prepare_grad(g, cfg.grad_clip)
+        g = self.prepare_grad(g, cfg.grad_clip)
         return LossOutput(surrogate_loss(z, g), {**grad_logs(g, t), "s": s.float().mean().item(), "inversion_hops": float(hops)})

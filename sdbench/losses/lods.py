@@ -52,7 +52,6 @@ from sdbench.losses.common import (
     denoising_step,
     grad_logs,
     noise_images,
-    prepare_grad,
     surrogate_loss,
     weight,
 )
@@ -121,7 +120,7 @@ class LODS(Loss):
         cond = text.cond(cameras)
         alpha = self.alpha.detach().to(cond.dtype).expand(n.z.shape[0], -1, -1)
         eps_cfg, _, _ = self.prior.predict_cfg(n.x_t, n.t, cond, alpha, s)
-        g = prepare_grad(weight(cfg.weighting, self.prior.alphas_cumprod, n.t) / s * (eps_cfg - n.noise), cfg.grad_clip)
+        g = self.prepare_grad(weight(cfg.weighting, self.prior.alphas_cumprod, n.t) / s * (eps_cfg - n.noise), cfg.grad_clip)
         embedding_loss = float("nan")
         for _ in range(cfg.alpha_updates):
             embedding_loss = self.embedding_step(n.z)

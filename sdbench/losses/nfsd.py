@@ -23,7 +23,7 @@ from torch import Tensor
 
 from sdbench.cameras import Cameras
 from sdbench.losses.base import Loss, LossOutput
-from sdbench.losses.common import Weighting, grad_logs, noise_images, prepare_grad, surrogate_loss, weight
+from sdbench.losses.common import Weighting, grad_logs, noise_images, surrogate_loss, weight
 from sdbench.priors.base import TextConditioning
 
 NEGATIVE = "unrealistic, blurry, low quality, out of focus, ugly, low contrast, dull, dark, low-resolution, gloomy"
@@ -66,7 +66,7 @@ class NFSD(Loss):
             eps_y, eps_0 = self.prior.predict_noise(n.x_t, n.t, [text.cond(cameras), text.uncond(B)])
             delta_D = eps_0
         delta_C = eps_y - eps_0
-        g = prepare_grad(
+        g = self.prepare_grad(
             weight(cfg.weighting, self.prior.alphas_cumprod, n.t) * (delta_D + cfg.guidance_scale * delta_C), cfg.grad_clip
         )
         return LossOutput(

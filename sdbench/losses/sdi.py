@@ -49,7 +49,6 @@ from sdbench.losses.common import (
     Linear,
     ddim_hop,
     grad_logs,
-    prepare_grad,
     randn_like,
     sample_timesteps,
     surrogate_loss,
@@ -142,6 +141,6 @@ class SDI(Loss):
         g = z.detach() - x0_hat
         if cfg.reduction == "mean":
             g = g / z[0].numel() / B
-        g = prepare_grad(g, cfg.grad_clip)
+        g = self.prepare_grad(g, cfg.grad_clip)
         logs = {**grad_logs(g, t), "t_plus": t_plus.float().mean().item(), "inversion_hops": float(len(taus))}
         return LossOutput(surrogate_loss(z, g), logs)

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from sdbench.cameras import Cameras
 from sdbench.losses.base import Loss, LossOutput
-from sdbench.losses.common import Weighting, grad_logs, guided_noise, noise_images, prepare_grad, surrogate_loss, weight
+from sdbench.losses.common import Weighting, grad_logs, guided_noise, noise_images, surrogate_loss, weight
 from sdbench.priors.base import TextConditioning
 from sdbench.priors.guidance import PerpNeg
 
@@ -56,5 +56,5 @@ class SDS(Loss):
         B = n.z.shape[0]
         perp_neg = cfg.perp_neg_options if cfg.perp_neg else None
         eps_cfg, _, _ = guided_noise(self.prior, n.x_t, n.t, text, cameras, text.uncond(B), cfg.cfg_scale, perp_neg)
-        g = prepare_grad(weight(cfg.weighting, self.prior.alphas_cumprod, n.t) * (eps_cfg - n.noise), cfg.grad_clip)
+        g = self.prepare_grad(weight(cfg.weighting, self.prior.alphas_cumprod, n.t) * (eps_cfg - n.noise), cfg.grad_clip)
         return LossOutput(surrogate_loss(n.z, g), grad_logs(g, n.t))

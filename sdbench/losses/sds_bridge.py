@@ -55,7 +55,6 @@ from sdbench.losses.common import (
     grad_logs,
     guided_noise,
     noise_images,
-    prepare_grad,
     surrogate_loss,
     weight,
 )
@@ -153,7 +152,7 @@ class SDSBridge(Loss):
         else:
             eps_tgt, eps_src = prior.predict_noise(n.x_t, n.t, [target.cond(cameras), source.cond(cameras)])
             g = cfg.stage_two_weight * weight(cfg.stage_two_weighting, prior.alphas_cumprod, n.t) * (eps_tgt - eps_src)
-        g = prepare_grad(g, cfg.grad_clip)
+        g = self.prepare_grad(g, cfg.grad_clip)
         return LossOutput(surrogate_loss(n.z, g), {**grad_logs(g, n.t), "stage": float(stage)})
 
 

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from sdbench.cameras import Cameras
 from sdbench.losses.base import Loss, LossOutput
-from sdbench.losses.common import Weighting, grad_logs, guided_noise, noise_images, prepare_grad, surrogate_loss, weight
+from sdbench.losses.common import Weighting, grad_logs, guided_noise, noise_images, surrogate_loss, weight
 from sdbench.losses.graphs import CapturedStep
 from sdbench.losses.ulite import ULite, levels_for
 from sdbench.priors.base import TextConditioning
@@ -167,7 +167,7 @@ class VDM(Loss):
             eps_phi, _, _ = guided_noise(self.prior, n.x_t, n.t, text, cameras, text.uncond(B), cfg.cfg_scale, perp_neg)
         mapped, op_loss = self._update_and_map(eps_phi, n.noise)  # ψ first (Algorithm 1)
         lam = dca_lambda(self.prior.alphas_cumprod, n.t, cfg.dca_cutoff if cfg.dca else None)
-        g = prepare_grad(weight(cfg.weighting, self.prior.alphas_cumprod, n.t) * (eps_phi - lam * mapped), cfg.grad_clip)
+        g = self.prepare_grad(weight(cfg.weighting, self.prior.alphas_cumprod, n.t) * (eps_phi - lam * mapped), cfg.grad_clip)
         logs = {**grad_logs(g, n.t), "lambda_t": lam.mean().item(), "operator_loss": op_loss.item()}
         return LossOutput(surrogate_loss(n.z, g), logs)
 

@@ -38,7 +38,6 @@ from sdbench.losses.common import (
     grad_logs,
     guided_noise,
     noise_images,
-    prepare_grad,
     surrogate_loss,
     uniform,
     weight,
@@ -186,7 +185,7 @@ class VSD(Loss):
         perp_neg = cfg.perp_neg_options if cfg.perp_neg else None
         eps_pre, _, _ = guided_noise(self.prior, n.x_t, n.t, text, cameras, text.uncond(B), cfg.cfg_scale, perp_neg)
         eps_lora = self.lora_eps(n.x_t, n.t, text, cameras)
-        g = prepare_grad(weight(cfg.weighting, self.prior.alphas_cumprod, n.t) * (eps_pre - eps_lora), cfg.grad_clip)
+        g = self.prepare_grad(weight(cfg.weighting, self.prior.alphas_cumprod, n.t) * (eps_pre - eps_lora), cfg.grad_clip)
         lora_loss = float("nan")
         for _ in range(cfg.lora_updates):
             lora_loss = self.lora_step(n.z.detach(), text, cameras)

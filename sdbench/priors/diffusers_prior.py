@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,23 +117,17 @@ class DiffusersPrior(Prior):
         assert self.root is not None
         _quiet_libraries()
         index = json.loads((self.root / "model_index.json").read_text())
-        old = os.environ.get("HF_HUB_OFFLINE")
-        os.environ["HF_HUB_OFFLINE"] = "1"  # never touch the network, whatever the folder says
+        comps = {}
         try:
-            comps = {}
             for name in (*REQUIRED, "vae"):
                 entry = index.get(name)
                 if not entry or entry[0] is None or not (self.root / name).is_dir():
                     continue
                 cls = _component_class(*entry)
+                # a local folder and local_files_only: the network is never touched, and no process-wide switch is needed
                 comps[name] = cls.from_pretrained(self.root / name, local_files_only=True)
         except OSError as e:
             raise UserError(f"cannot load checkpoint {self.root}: {str(e).splitlines()[0]}") from None
-        finally:
-            if old is None:
-                os.environ.pop("HF_HUB_OFFLINE", None)
-            else:
-                os.environ["HF_HUB_OFFLINE"] = old
         return comps
 
     def _assemble(self, comps: dict[str, Any]) -> None:

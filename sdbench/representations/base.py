@@ -54,13 +54,16 @@ class Representation(nn.Module, abc.ABC):
     #: True for 3D representations (the trial writes a turntable for them).
     is_3d: ClassVar[bool] = True
 
-    def __init__(self, cfg: Any, resolution: int, prompt: str = ""):
+    def __init__(self, cfg: Any, resolution: int, prompt: str = "", generator: torch.Generator | None = None):
         """``resolution``: the image size the trial renders at (the prior's, unless overridden);
-        ``prompt``: the trial's prompt (for prompt-conditioned initialisations such as Shap-E)."""
+        ``prompt``: the trial's prompt (for prompt-conditioned initialisations such as Shap-E);
+        ``generator``: the trial's stream for every random draw of the representation (initialisation,
+        sample jitter, ...), kept as ``self.generator``; None: torch's global generator."""
         super().__init__()
         self.cfg = cfg
         self.resolution = resolution
         self.prompt = prompt
+        self.generator = generator
 
     @abc.abstractmethod
     def render(self, cameras: Cameras, height: int, width: int) -> RenderOutput:

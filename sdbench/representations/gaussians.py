@@ -72,8 +72,8 @@ class Gaussians(Representation):
         max_points: int = 6144
         """No growth once this many Gaussians exist (keeps CPU steps bounded; raise it for SD-scale runs)."""
 
-    def __init__(self, cfg: Gaussians.Config, resolution: int, prompt: str = ""):
-        super().__init__(cfg, resolution, prompt)
+    def __init__(self, cfg: Gaussians.Config, resolution: int, prompt: str = "", generator: torch.Generator | None = None):
+        super().__init__(cfg, resolution, prompt, generator)
         if cfg.sh_degree < 0 or cfg.sh_degree > 4:
             raise UserError(f"sh_degree must be 0..4, got {cfg.sh_degree}")
         means, colours = self._initial_points()
@@ -112,22 +112,22 @@ class Gaussians(Representation):
         n = cfg.num_points
         grey = lambda m: torch.full((m, 3), 0.5)  # noqa: E731
         if cfg.init == "sphere":
-            return _ball(n, cfg.init_radius), grey(n)
+            return _ball(n, cfg.init_radius, self.generator), grey(n)
         if cfg.init.startswith("shape:"):
             from sdbench.world.scenes import SHAPES, sdf
 
             shape = cfg.init.split(":", 1)[1]
             if shape not in SHAPES:
                 raise UserError(f"unknown toy shape {shape!r} for init; use one of {', '.join(SHAPES)}")
-            pts = _ball(20 * n, 1.0)
+            pts = _ball(20 * n, 1.0, self.generator)
             pts = pts[sdf(shape, pts) < 0][:n]
             return pts, grey(len(pts))
         if cfg.init.startswith("ply:"):
-            return load_points(Path(cfg.init.split(":", 1)[1]).expanduser(), n)
+            return load_points(Path(cfg.init.split(":", 1)[1]).expanduser(), n, self.generator)
         if cfg.init == "shap-e":
             from sdbench.representations.shap_e import shap_e_points
 
-            return shap_e_points(cfg.shap_e_path, self.prompt, n)
+            return shap_e_points(cfg.shap_e_path, self.prompt, n, generator=self.generator)
         raise UserError(f"unknown init {cfg.init!r}; use sphere, shape:<name>, ply:<path> or shap-e")
 
     @property
@@ -223,10 +223,10 @@ class Gaussians(Representation):
         return [path]
 
 
-def _ball(n: int, radius: float) -> Tensor:
-    """``n`` points uniform in a ball."""
-    d = torch.nn.functional.normalize(torch.randn(n, 3), dim=-1)
-    return d * radius * torch.rand(n, 1) ** (1 / 3)
+def _ball(n: int, radius: float, generator: torch.Generator | None = None) -> Tensor:
+    """``n`` points uniform in a ball, drawn from ``generator``."""
+    d = torch.nn.functional.normalize(torch.randn(n, 3, generator=generator), dim=-1)
+    return d * radius * torch.rand(n, 1, generator=generator) ** (1 / 3)
 
 
 class _CappedStrategy:
@@ -305,16 +305,27 @@ def load_ply(path: Path, cfg: Gaussians.Config | None = None, resolution: int = 
     return rep
 
 
-def load_points(path: Path, n: int) -> tuple[Tensor, Tensor]:
+def load_points(path: Path, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
     """Means and colours from a ``.ply`` point cloud (``red/green/blue``) or 3DGS file (``f_dc``),
-    resampled to ``n`` points (with small jitter when upsampling)."""
-    from plyfile import PlyData
+    resampled to ``n`` points (with small jitter when upsampling, drawn from ``generator``)."""
+    from plyfile import PlyData, PlyParseError
 
     if not path.is_file():
-        raise UserError(f"point cloud {path} does not exist")
-    v = PlyData.read(str(path))["vertex"]
+        raise UserError(f"point cloud {path} does not exist" if not path.exists() else f"point cloud {path} is not a file")
+    try:
+        ply = PlyData.read(str(path))
+    except (PlyParseError, OSError, ValueError, EOFError, UnicodeDecodeError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise UserError(f"point cloud {path} is not a readable .ply file: {first}") from None
+    if "vertex" not in [element.name for element in ply.elements]:
+        raise UserError(f"point cloud {path} has no vertex element")
+    v = ply["vertex"]
     names = v.data.dtype.names
+    if not {"x", "y", "z"} <= set(names):
+        raise UserError(f"point cloud {path} has no x, y, z vertex properties (it has {', '.join(names)})")
     xyz = torch.stack([torch.as_tensor(v[c].copy(), dtype=torch.float32) for c in ("x", "y", "z")], 1)
+    if not torch.isfinite(xyz).all():
+        raise UserError(f"point cloud {path} holds NaN or infinite coordinates")
     if {"red", "green", "blue"} <= set(names):
         rgb = torch.stack([torch.as_tensor(v[c].copy(), dtype=torch.float32) for c in ("red", "green", "blue")], 1)
         rgb = rgb / 255.0 if rgb.max() > 1.0 else rgb
@@ -324,20 +335,21 @@ def load_points(path: Path, n: int) -> tuple[Tensor, Tensor]:
         ).clamp(0, 1)
     else:
         rgb = torch.full_like(xyz, 0.5)
-    return resample_points(xyz, rgb, n)
+    return resample_points(xyz, rgb, n, generator)
 
 
-def resample_points(xyz: Tensor, rgb: Tensor, n: int) -> tuple[Tensor, Tensor]:
+def resample_points(xyz: Tensor, rgb: Tensor, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
     """Sub- or up-sample a point cloud to ``n`` points; up-sampled copies are jittered by a fraction
-    of the mean point spacing (LucidDreamer/DreamMapping upsample Shap-E's ~4k points to ~50k)."""
+    of the mean point spacing (LucidDreamer/DreamMapping upsample Shap-E's ~4k points to ~50k).
+    Every draw comes from ``generator``."""
     m = len(xyz)
     if m == 0:
         raise UserError("the point cloud is empty")
     if m >= n:
-        idx = torch.randperm(m)[:n]
+        idx = torch.randperm(m, generator=generator)[:n]
         return xyz[idx], rgb[idx]
-    idx = torch.randint(0, m, (n - m,))
+    idx = torch.randint(0, m, (n - m,), generator=generator)
     extent = (xyz.max(0).values - xyz.min(0).values).max().clamp(min=1e-6)
     spacing = extent / m ** (1 / 3)
-    extra = xyz[idx] + 0.5 * spacing * torch.randn(n - m, 3)
+    extra = xyz[idx] + 0.5 * spacing * torch.randn(n - m, 3, generator=generator)
     return torch.cat([xyz, extra]), torch.cat([rgb, rgb[idx]])

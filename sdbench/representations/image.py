@@ -32,8 +32,8 @@ class Image(Representation):
         lr: float = 0.1
         """Adam learning rate on the logits."""
 
-    def __init__(self, cfg: Image.Config, resolution: int, prompt: str = ""):
-        super().__init__(cfg, resolution, prompt)
+    def __init__(self, cfg: Image.Config, resolution: int, prompt: str = "", generator: torch.Generator | None = None):
+        super().__init__(cfg, resolution, prompt, generator)
         if not 0.0 < cfg.init < 1.0:
             raise ValueError(f"init must be in (0, 1), got {cfg.init}")
         size = cfg.size or resolution

@@ -46,16 +46,22 @@ def ray_sphere(origins: Tensor, dirs: Tensor, radius: float) -> tuple[Tensor, Te
     return near, far, (disc > 0) & (far > near)
 
 
-def stratified_bins(near: Tensor, far: Tensor, n: int, jitter: bool) -> tuple[Tensor, Tensor, Tensor]:
+def stratified_bins(
+    near: Tensor, far: Tensor, n: int, jitter: bool, generator: torch.Generator | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
     """``n`` equal bins per ray between ``near`` and ``far`` (``[R]``) and one sample in each.
 
     Returns ``t_starts [R, n]``, ``t_ends [R, n]`` and sample distances ``t [R, n]`` (bin centres,
-    or uniformly jittered inside each bin when ``jitter``).
+    or uniformly jittered inside each bin, drawn from ``generator``, when ``jitter``).
     """
     u = torch.linspace(0, 1, n + 1, device=near.device)
     edges = near[:, None] + (far - near)[:, None] * u
     t_starts, t_ends = edges[:, :-1], edges[:, 1:]
-    frac = torch.rand_like(t_starts) if jitter else torch.full_like(t_starts, 0.5)
+    if jitter:
+        gen_device = generator.device if generator is not None else t_starts.device
+        frac = torch.rand(t_starts.shape, generator=generator, device=gen_device, dtype=t_starts.dtype).to(t_starts.device)
+    else:
+        frac = torch.full_like(t_starts, 0.5)
     return t_starts, t_ends, t_starts + frac * (t_ends - t_starts)
 
 
@@ -70,21 +76,41 @@ def composite(t_starts: Tensor, t_ends: Tensor, sigmas: Tensor, rgbs: Tensor, ba
     return rgb + (1 - acc) * background, acc
 
 
+def init_linear(module: nn.Module, generator: torch.Generator | None) -> None:
+    """Re-draw every ``nn.Linear`` in ``module`` as its ``reset_parameters`` does, from ``generator``."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear):
+            nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+            if layer.bias is not None:
+                bound = 1 / math.sqrt(layer.in_features) if layer.in_features > 0 else 0
+                nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+
+
 class Field(nn.Module):
     """Density and colour at points ``[N, 3]`` inside [−bound, bound]³."""
 
     def __init__(
-        self, resolutions: tuple[int, ...], channels: int, hidden: int, bound: float, bias: float, blob: float, blob_radius: float
+        self,
+        resolutions: tuple[int, ...],
+        channels: int,
+        hidden: int,
+        bound: float,
+        bias: float,
+        blob: float,
+        blob_radius: float,
+        generator: torch.Generator | None = None,
     ):
-        """``bias``: constant added to the density logits; ``blob``, ``blob_radius``: Magic3D's blob."""
+        """``bias``: constant added to the density logits; ``blob``, ``blob_radius``: Magic3D's blob;
+        ``generator``: where the initial weights are drawn from."""
         super().__init__()
         self.bound, self.bias, self.blob, self.blob_radius = bound, bias, blob, blob_radius
         self.grids = nn.ParameterList(
-            [nn.Parameter(torch.empty(1, channels, r, r, r).uniform_(-1e-4, 1e-4)) for r in resolutions]
+            [nn.Parameter(torch.empty(1, channels, r, r, r).uniform_(-1e-4, 1e-4, generator=generator)) for r in resolutions]
         )
         self.mlp = nn.Sequential(
             nn.Linear(channels * len(resolutions), hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 4)
         )
+        init_linear(self.mlp, generator)
 
     def features(self, x: Tensor) -> Tensor:
         coords = (x / self.bound).clamp(-1, 1).view(1, -1, 1, 1, 3)
@@ -134,15 +160,24 @@ class NeRF(Representation):
         lr_mlp: float = 0.001
         lr_background: float = 0.001
 
-    def __init__(self, cfg: NeRF.Config, resolution: int, prompt: str = ""):
-        super().__init__(cfg, resolution, prompt)
+    def __init__(self, cfg: NeRF.Config, resolution: int, prompt: str = "", generator: torch.Generator | None = None):
+        super().__init__(cfg, resolution, prompt, generator)
         self.field = Field(
-            cfg.grid_resolutions, cfg.grid_channels, cfg.hidden, cfg.bound, cfg.density_bias, cfg.blob_density, cfg.blob_radius
+            cfg.grid_resolutions,
+            cfg.grid_channels,
+            cfg.hidden,
+            cfg.bound,
+            cfg.density_bias,
+            cfg.blob_density,
+            cfg.blob_radius,
+            generator,
         )
         self.register_buffer("background_color", torch.tensor(cfg.background_color, dtype=torch.float32))
         self.background_mlp = (
             nn.Sequential(nn.Linear(3, 16), nn.ReLU(), nn.Linear(16, 3)) if cfg.background == "learned" else None
         )
+        if self.background_mlp is not None:
+            init_linear(self.background_mlp, generator)
         import nerfacc
 
         b = cfg.bound
@@ -161,7 +196,7 @@ class NeRF(Representation):
             return self._render_rays_occupancy(origins, dirs)
         near, far, hit = ray_sphere(origins, dirs, self.cfg.bound)
         far = torch.where(hit, far, near)  # a missed ray gets empty bins
-        t_starts, t_ends, t = stratified_bins(near, far, self.cfg.samples_per_ray, jitter=self.training)
+        t_starts, t_ends, t = stratified_bins(near, far, self.cfg.samples_per_ray, self.training, self.generator)
         points = (origins[:, None, :] + dirs[:, None, :] * t[..., None]).reshape(-1, 3)
         live = hit[:, None].expand_as(t).reshape(-1)
         if self.cfg.skip_empty and self._occupancy_ready:
@@ -286,8 +321,3 @@ class NeRF(Representation):
         pts = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(-1, 3)
         with torch.no_grad():
             return torch.cat([self.field.density(p) for p in pts.split(65536)]).view(resolution, resolution, resolution)
-
-
-def slab_transmittance(sigma: float, thickness: float) -> float:
-    """Analytic transmittance through a constant-density slab: exp(−σ d)."""
-    return math.exp(-sigma * thickness)

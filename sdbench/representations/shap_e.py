@@ -61,9 +61,15 @@ def y_up_to_z_up(points: Tensor) -> Tensor:
 
 @torch.no_grad()
 def shap_e_points(
-    path: str, prompt: str, n: int, num_inference_steps: int = 64, guidance_scale: float = 15.0
+    path: str,
+    prompt: str,
+    n: int,
+    num_inference_steps: int = 64,
+    guidance_scale: float = 15.0,
+    generator: torch.Generator | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Means ``[n, 3]`` and colours ``[n, 3]`` from a local Shap-E pipeline for ``prompt``."""
+    """Means ``[n, 3]`` and colours ``[n, 3]`` from a local Shap-E pipeline for ``prompt``; the latent's
+    noise and the surface samples are drawn from ``generator`` (a CPU generator)."""
     from diffusers import ShapEPipeline
 
     folder = find_weights(path)
@@ -74,7 +80,17 @@ def shap_e_points(
         raise UserError(f"cannot load Shap-E from {folder}: {str(e).splitlines()[0]}") from None
     pipe.set_progress_bar_config(disable=True)
     try:
-        mesh = pipe(prompt, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, output_type="mesh").images[0]
+        latents = None
+        if generator is not None:  # the pipeline's own draw would use a generator on its device
+            shape = (1, pipe.prior.config.num_embeddings * pipe.prior.config.embedding_dim)
+            latents = torch.randn(shape, generator=generator).to(device)
+        mesh = pipe(
+            prompt,
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            output_type="mesh",
+            latents=latents,
+        ).images[0]
     except (ValueError, RuntimeError, IndexError) as e:  # marching cubes found no surface
         raise UserError(
             f"Shap-E produced no surface for {prompt!r} ({str(e).splitlines()[0]}); use --set rep.init=sphere"
@@ -84,5 +100,5 @@ def shap_e_points(
     verts = mesh.verts.float().cpu()
     faces = mesh.faces.long().cpu()
     colours = torch.stack([mesh.vertex_channels[c].float().cpu() for c in ("R", "G", "B")], dim=1).clamp(0, 1)
-    pts, col = sample_surface(verts, faces, colours, n)
+    pts, col = sample_surface(verts, faces, colours, n, generator)
     return y_up_to_z_up(pts), col

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from sdbench.world import degrade, toy_models
 from sdbench.world.data import RenderSet, make_renders, training_setup
+from sdbench.world.evaluator import readout
 from sdbench.world.grammar import DEGRADATIONS, base_prompts
 
 EVALUATOR_CONFIG = {
@@ -109,8 +110,6 @@ def labels(data: RenderSet, idx: list[int]) -> torch.Tensor:
 
 @torch.no_grad()
 def accuracy(model, tokenizer, data: RenderSet) -> dict[str, float]:
-    from sdbench.evaluation.toy import readout
-
     tokens = tokenizer(
         base_prompts(), padding="max_length", max_length=toy_models.MAX_TOKENS, truncation=True, return_tensors="pt"
     ).input_ids

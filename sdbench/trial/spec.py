@@ -1,0 +1,162 @@
+"""What a trial is: its config, its resolved plugins, and how ``--set`` overrides reach them."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sdbench import config as cfgutil
+from sdbench import registry
+from sdbench.budget import Budget
+from sdbench.cameras import CameraConfig
+from sdbench.errors import UserError
+
+SECTIONS = {"trial": "trial", "loss": "loss", "rep": "representation", "representation": "representation", "prior": "prior"}
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """Everything about a trial that is not a plugin's own config."""
+
+    prompt: str
+    """The text prompt (view words are appended per camera when ``view_dependent``)."""
+    loss: str = "sds"
+    """Registered loss name."""
+    representation: str = "gaussians"
+    """Registered representation name (or alias)."""
+    prior: str = "toy"
+    """Registered prior name, or a path to a local diffusers checkpoint folder."""
+    seed: int = 0
+    budget: Budget = Budget("steps", 500)
+    batch_size: int = 1
+    """Views rendered per optimisation step."""
+    resolution: int = 0
+    """Render size in pixels; 0 means the prior's native resolution."""
+    view_dependent: bool = True
+    """Append 'front/side/back/overhead view' to the prompt per camera."""
+    cameras: CameraConfig = CameraConfig()
+    eval_views: int = 8
+    """Evaluation views: an orbit of this many cameras."""
+    eval_elevation: float = 15.0
+    turntable_frames: int = 16
+    metrics: tuple[str, ...] = ("all",)
+    """Metric names to compute; 'all' means every registered metric that applies."""
+    threads: int = 0
+    """torch CPU threads; 0 leaves torch's default."""
+    log_every: int = 10
+    checkpoint_every: int = 0
+    """Write a resumable checkpoint.pt every this many steps (0: only the final one)."""
+    max_nonfinite_grad_share: float = 0.1
+    """NaN/inf gradients are zeroed and counted; a trial that had them in more than this share of its
+    steps ends ``failed`` (its result would mean nothing)."""
+
+
+@dataclass
+class TrialSpec:
+    """A trial with its plugins resolved and every config typed (what ``result.json`` records)."""
+
+    trial: TrialConfig
+    loss_cls: type
+    loss: Any
+    representation_cls: type
+    representation: Any
+    prior_cls: type
+    prior: Any
+
+    def config_dict(self) -> dict[str, Any]:
+        return {
+            "trial": cfgutil.to_dict(self.trial),
+            "loss": cfgutil.to_dict(self.loss),
+            "representation": cfgutil.to_dict(self.representation),
+            "prior": cfgutil.to_dict(self.prior),
+        }
+
+
+def _is_path(name: str) -> bool:
+    return os.sep in name or name.startswith((".", "~")) or Path(name).expanduser().exists()
+
+
+def resolve_prior(name: str) -> tuple[type, Any]:
+    """A registered prior, or a local diffusers folder through the generic adapter."""
+    if name in registry.PRIORS.entries() or not _is_path(name):
+        cls = registry.PRIORS.get(name)
+        return cls, cls.Config()
+    from sdbench.priors.diffusers_prior import DiffusersPrior
+
+    path = Path(name).expanduser()
+    if not path.is_dir():
+        raise UserError(
+            f"prior checkpoint folder {name} does not exist; pass a local diffusers folder, or a prior from 'sdbench list'"
+        )
+    return DiffusersPrior, DiffusersPrior.Config(path=str(path.resolve()))
+
+
+def resolve(trial: TrialConfig, overrides: list[str] | tuple[str, ...] = ()) -> TrialSpec:
+    """Validate a trial, look up its plugins and apply ``--set KEY=VALUE`` overrides.
+
+    Keys start with ``trial.``, ``loss.``, ``rep.``/``representation.`` or ``prior.``. A loss or
+    representation key may be scoped to one plugin, ``loss@ism.anneal_steps=45`` or
+    ``rep@gaussians.lr_sh0=0.03``: it applies only to trials of that plugin (and is checked against
+    that plugin's config in every case), so one sweep can carry per-plugin settings.
+    """
+    parsed = []
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        section, dot, rest = key.strip().partition(".")
+        section, _, only = section.partition("@")
+        if not sep or not dot or not rest:
+            raise UserError(f"bad --set {item!r}; use SECTION.KEY=VALUE with SECTION one of trial, loss, rep, prior")
+        if section not in SECTIONS:
+            raise UserError(f"bad --set {item!r}: unknown section {section!r}; use trial, loss, rep or prior")
+        if only and SECTIONS[section] not in ("loss", "representation"):
+            raise UserError(f"bad --set {item!r}: only loss and rep keys can be scoped to a plugin (loss@NAME., rep@NAME.)")
+        parsed.append((SECTIONS[section], rest, value, only))
+    for section, key, value, _ in parsed:
+        if section == "trial":
+            trial = cfgutil.override(trial, key, value, "trial")
+    if not trial.prompt or not trial.prompt.strip():
+        raise UserError('the prompt is empty; pass --prompt "a red cube"')
+    if trial.batch_size < 1:
+        raise UserError(f"batch_size must be at least 1, got {trial.batch_size}")
+    if trial.eval_views < 1:
+        raise UserError(f"eval_views must be at least 1, got {trial.eval_views}")
+    if not 0 <= trial.max_nonfinite_grad_share <= 1:
+        raise UserError(f"max_nonfinite_grad_share must be in [0, 1], got {trial.max_nonfinite_grad_share}")
+    loss_cls = registry.LOSSES.get(trial.loss)
+    rep_cls = registry.REPRESENTATIONS.get(trial.representation)
+    prior_cls, prior_cfg = resolve_prior(trial.prior)
+    prior_cls.check_prompt(trial.prompt)
+    trial = dataclasses.replace(
+        trial, loss=registry.LOSSES.canonical(trial.loss), representation=registry.REPRESENTATIONS.canonical(trial.representation)
+    )
+    configs = {"loss": loss_cls.Config(), "representation": rep_cls.Config(), "prior": prior_cfg}
+    names = {"loss": trial.loss, "representation": trial.representation}
+    regs = {"loss": registry.LOSSES, "representation": registry.REPRESENTATIONS}
+    for section, key, value, only in parsed:
+        if section == "trial":
+            continue
+        if only and regs[section].canonical(only) != names[section]:  # unknown names raise here
+            cfgutil.override(regs[section].get(only).Config(), key, value, f"{section}@{only}")  # validated, not applied
+            continue
+        configs[section] = cfgutil.override(configs[section], key, value, section)
+    return TrialSpec(trial, loss_cls, configs["loss"], rep_cls, configs["representation"], prior_cls, configs["prior"])
+
+
+def spec_from_config(config: dict[str, Any]) -> TrialSpec:
+    """Rebuild a :class:`TrialSpec` from the ``config`` of a ``result.json``."""
+    trial = cfgutil.from_dict(TrialConfig, config["trial"], "trial")
+    loss_cls = registry.LOSSES.get(trial.loss)
+    rep_cls = registry.REPRESENTATIONS.get(trial.representation)
+    prior_cls, _ = resolve_prior(trial.prior)
+    return TrialSpec(
+        trial,
+        loss_cls,
+        cfgutil.from_dict(loss_cls.Config, config["loss"], "loss"),
+        rep_cls,
+        cfgutil.from_dict(rep_cls.Config, config["representation"], "representation"),
+        prior_cls,
+        cfgutil.from_dict(prior_cls.Config, config["prior"], "prior"),
+    )
