@@ -8,7 +8,7 @@ pattern and of the front marking each view shows (the evaluator's visibility lab
 Cameras are **biased toward the front**, as in photo datasets: with probability
 ``uniform_azimuth_share`` the azimuth is uniform, otherwise von Mises around 0 (the front, +x) with
 concentration ``front_concentration``. With the defaults (0.3, κ = 2) a view is a front view
-(|az| < 45°) 48 % of the time and a back view (|az| > 135°) 9 % (uniform: 25 % each), so a prior
+(|az| < 45°) 55 % of the time and a back view (|az| > 135°) 9 % (uniform: 25 % each), so a prior
 trained on it draws the face more often than not from any side: the setting where score
 distillation can paint a face on every side (Janus). The bias applies to every scene; the light
 is fixed in world space, so azimuth also changes the shading of unmarked objects.

@@ -26,11 +26,12 @@ def test_known_srgb_to_lab_values(rgb, lab):
 
 
 def test_lab_round_trip_and_channel_dim():
-    x = torch.rand(2, 3, 5, 7)
+    x = torch.rand(2, 3, 5, 7, generator=torch.Generator().manual_seed(0))
     lab = rgb_to_lab(x, dim=1)
     assert lab.shape == x.shape
     torch.testing.assert_close(lab_to_rgb(lab, dim=1), x, atol=1e-4, rtol=0)
-    torch.testing.assert_close(lab[:, :, 2, 3], rgb_to_lab(x[:, :, 2, 3]))
+    # the same numbers along any channel dim (float32 round-off of L* up to 100: 1e-4)
+    torch.testing.assert_close(lab[:, :, 2, 3], rgb_to_lab(x[:, :, 2, 3]), atol=1e-4, rtol=0)
     with pytest.raises(ValueError, match="3 colour channels"):
         rgb_to_lab(torch.rand(4, 2))
 
