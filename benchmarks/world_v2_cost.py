@@ -12,7 +12,9 @@
 * the load average before and after (the CPU may be shared: times are then pessimistic, and the
   minimum over repeats, reported beside the median, is the better estimate of an idle machine).
 
-Writes ``benchmarks/results/world_v2_cost.json``.
+Writes ``benchmarks/results/world_v2_cost.json``; ``--sheet`` only draws the scene sheet
+``docs/images/toy_v2_scenes.png`` (every pattern per shape; the face at azimuths 0, 45, 90, 180;
+one colour word from pastel to vivid).
 """
 
 from __future__ import annotations
@@ -122,6 +124,30 @@ def evaluator_step_seconds(world: str, repeats: int) -> dict[str, float]:
     return timed(step, repeats=repeats, warmup=1)
 
 
+def scene_sheet(path=None):
+    """A picture of world v2's scenes at the training resolution (32 px, shown at 64)."""
+    from pathlib import Path
+
+    from sdbench.cameras import Cameras
+    from sdbench.io import save_grid
+    from sdbench.world.colour import ColourRange
+    from sdbench.world.scenes import COLOURS, PATTERNS, SHAPES, render_scene
+
+    path = path or Path(__file__).resolve().parent.parent / "docs" / "images" / "toy_v2_scenes.png"
+    one = Cameras(torch.tensor([20.0]), torch.tensor([15.0]), torch.tensor([3.0]), torch.tensor([40.0]))
+    turn = Cameras(torch.tensor([0.0, 45.0, 90.0, 180.0]), torch.full((4,), 15.0), torch.full((4,), 3.0), torch.full((4,), 40.0))
+    rows = []
+    for i, shape in enumerate(SHAPES):
+        colour = list(COLOURS)[i]
+        rows += [render_scene(shape, colour, one, 32, pattern=p).rgb for p in PATTERNS]
+        rows.append(render_scene(shape, colour, turn, 32, marking="face").rgb)
+        v = torch.linspace(0, 1, 4)
+        albedo = ColourRange(COLOURS[colour]).albedo(v, torch.zeros(4))
+        rows.append(render_scene(shape, albedo, Cameras.cat([one] * 4), 32).rgb)
+    save_grid(torch.cat(rows), path, nrow=12, min_size=64)
+    return path
+
+
 def main(quick: bool = False) -> dict:
     torch.set_flush_denormal(True)
     repeats = 2 if quick else 4
@@ -145,4 +171,6 @@ def main(quick: bool = False) -> dict:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    main(ap.parse_args().quick)
+    ap.add_argument("--sheet", action="store_true", help="only draw docs/images/toy_v2_scenes.png")
+    args = ap.parse_args()
+    print(scene_sheet()) if args.sheet else main(args.quick)
