@@ -8,6 +8,10 @@
 
 Writes ``benchmarks/results/toy_world.json`` and the grids ``docs/images/toy_prior_samples.png``
 and ``docs/images/toy_sds_grid.png``.
+
+World v2 (``python -m benchmarks.toy_world --world v2``, once ``prior_v2`` and ``evaluator_v2`` are
+trained) checks the v2 gates and writes ``benchmarks/results/toy_world_v2.json`` and
+``docs/images/toy_v2_prior_samples.png``: see :func:`main_v2`.
 """
 
 from __future__ import annotations
@@ -112,5 +116,127 @@ def main(sds_steps: int = 500) -> dict:
     return results
 
 
+def entropy(labels: torch.Tensor, classes: int) -> float:
+    """Plug-in entropy (nats) of integer ``labels``."""
+    p = torch.bincount(labels, minlength=classes).float() / max(len(labels), 1)
+    return float(-(p[p > 0] * p[p > 0].log()).sum())
+
+
+def main_v2(
+    prior_path: str = "",
+    evaluator_path: str = "",
+    samples_per_prompt: int = 1,
+    ambiguous_samples: int = 32,
+    num_steps: int = 50,
+    held_out_per_class: int = 3,
+) -> dict:
+    """World v2 gates (issue: toy world v2), on the shipped v2 weights unless paths are given.
+
+    1. evaluator on held-out v2 renders (a seed neither training used): accuracy per attribute
+       (marking: visibility where the label is sure) — gate ≥ 98 % each;
+    2. the evaluator must see blur: pattern accuracy on the held-out *patterned* renders blurred
+       with σ = 2 px (truth: the rendered pattern) — gate: at least 30 points below the sharp one;
+    3. prior samples (DPM-Solver++ ``num_steps``, CFG 7.5) of every unambiguous prompt, marked
+       ones with ", front view" (truth: face visible) and ", back view" (truth: hidden) —
+       gate ≥ 90 % per attribute;
+    4. diversity: for each ambiguous prompt ("a cube", "a red object"), the entropy of the
+       evaluator's read-out of the omitted attribute over ``ambiguous_samples`` samples, against
+       the same estimate on as many data renders of that prompt — gate: mean ratio ≥ 0.9.
+    """
+    from sdbench.evaluation.toy import EVALUATOR_V2_DIR, load_evaluator, read_attributes
+    from sdbench.priors.toy import ToyPrior2
+    from sdbench.world import degrade
+    from sdbench.world.data_v2 import DataConfig, make_renders
+    from sdbench.world.grammar import ToyPrompt, ambiguous_prompts, full_prompts, parse
+    from sdbench.world.scenes import COLOURS, PATTERNS, SHAPES
+
+    results: dict = {}
+    scorer = load_evaluator("cpu", evaluator_path or str(EVALUATOR_V2_DIR))
+    prior = ToyPrior2(ToyPrior2.Config(path=prior_path))
+    data = make_renders(DataConfig(resolution=prior.resolution, per_class=held_out_per_class), seed=303)
+    images = data.images.float() / 255
+
+    # 1-2. evaluator
+    r = read_attributes(images, scorer)
+    visible = data.marking_visible()
+    sure = visible >= 0
+    patterned = data.pattern > 0
+    blurred = read_attributes(degrade.blur(images[patterned], 2.0), scorer)
+    results["evaluator_held_out"] = {
+        "n": len(data),
+        "shape": (r.shape == data.shape).float().mean().item(),
+        "colour": (r.colour == data.colour).float().mean().item(),
+        "pattern": (r.pattern == data.pattern).float().mean().item(),
+        "marking_visibility": (r.marking[sure] == visible[sure]).float().mean().item(),
+        "patterned_pattern": (r.pattern[patterned] == data.pattern[patterned]).float().mean().item(),
+        "patterned_pattern_blur_2px": (blurred.pattern == data.pattern[patterned]).float().mean().item(),
+    }
+
+    # 3. prior samples
+    prompts, truth = [], []
+    for text in full_prompts():
+        p = parse(text, "v2")
+        for view in ("front", "back") if p.marking else (None,):
+            prompts += [ToyPrompt(p.colour, p.shape, view, (), p.pattern, p.marking).text()] * samples_per_prompt
+            truth += [(SHAPES.index(p.shape), list(COLOURS).index(p.colour), PATTERNS.index(p.surface), int(view == "front"))]
+            truth += truth[-1:] * (samples_per_prompt - 1)
+    start = time.time()
+    g = torch.Generator().manual_seed(0)
+    imgs = prior.sample(prompts, num_steps=num_steps, guidance_scale=7.5, scheduler="dpmsolver++", generator=g, batch_size=64)
+    t = torch.tensor(truth)
+    r = read_attributes(imgs, scorer)
+    results["prior_samples"] = {
+        "n": len(imgs),
+        "scheduler": "dpmsolver++",
+        "steps": num_steps,
+        "cfg": 7.5,
+        "seconds": round(time.time() - start, 1),
+        **{k: (getattr(r, k) == t[:, i]).float().mean().item() for i, k in enumerate(("shape", "colour", "pattern", "marking"))},
+    }
+    save_grid(imgs[:: samples_per_prompt * 8][:64], DOCS / "toy_v2_prior_samples.png", nrow=8, min_size=64)
+
+    # 4. diversity on ambiguous prompts: samples against data renders of the same prompt
+    rows = {}
+    gen = torch.Generator().manual_seed(1)
+    for text in ambiguous_prompts():
+        p = parse(text, "v2")
+        attr, classes = ("colour", len(COLOURS)) if p.colour is None else ("shape", len(SHAPES))
+        samples = prior.sample([text] * ambiguous_samples, num_steps=num_steps, generator=gen, batch_size=64)
+        match = (data.pattern == 0) & (data.marking == 0)
+        match &= (data.shape == SHAPES.index(p.shape)) if p.shape else (data.colour == list(COLOURS).index(p.colour))
+        pool = match.nonzero()[:, 0]
+        pick = pool[torch.randint(len(pool), (ambiguous_samples,), generator=gen)]
+        h_samples = entropy(getattr(read_attributes(samples, scorer), attr), classes)
+        h_data = entropy(getattr(read_attributes(images[pick], scorer), attr), classes)
+        rows[text] = {
+            "attribute": attr,
+            "entropy_samples": h_samples,
+            "entropy_data": h_data,
+            "ratio": h_samples / max(h_data, 1e-9),
+        }
+    results["diversity"] = {"n_per_prompt": ambiguous_samples, "prompts": rows}
+    results["diversity"]["mean_ratio"] = sum(v["ratio"] for v in rows.values()) / len(rows)
+
+    e, s = results["evaluator_held_out"], results["prior_samples"]
+    results["gates"] = {
+        **{f"evaluator_{k}>=0.98": e[k] >= 0.98 for k in ("shape", "colour", "pattern", "marking_visibility")},
+        "evaluator_pattern_drops_under_2px_blur (>=30 points)": e["patterned_pattern_blur_2px"] <= e["patterned_pattern"] - 0.3,
+        **{f"samples_{k}>=0.90": s[k] >= 0.90 for k in ("shape", "colour", "pattern", "marking")},
+        "diversity_ratio>=0.90": results["diversity"]["mean_ratio"] >= 0.9,
+    }
+    save("toy_world_v2", results)
+    return results
+
+
 if __name__ == "__main__":
-    main()
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--world", choices=("v1", "v2"), default="v1")
+    ap.add_argument("--prior", default="", help="v2: prior folder (default: the shipped prior_v2)")
+    ap.add_argument("--evaluator", default="", help="v2: evaluator folder (default: the shipped evaluator_v2)")
+    args = ap.parse_args()
+    if args.world == "v1":
+        main()
+    else:
+        main_v2(args.prior, args.evaluator)

@@ -61,18 +61,17 @@ def list_plugins() -> None:
 # -------------------------------------------------------------------- world
 @app.command("world")
 def world() -> None:
-    """The toy world's vocabulary: the prompts the embedded toy prior understands."""
-    from sdbench.cameras import VIEWS
-    from sdbench.world.grammar import DEGRADATIONS
-    from sdbench.world.scenes import COLOURS, SHAPES
+    """The toy world's vocabulary: the prompts the embedded toy priors understand."""
+    from sdbench.world.grammar import describe
 
     console = _console()
-    console.print("[bold]Toy world prompts:[/bold] a {colour} {shape}[, {view} view][, {degradation}]")
-    console.print(f"  colours:      {', '.join(COLOURS)}")
-    console.print(f"  shapes:       {', '.join(SHAPES)}")
-    console.print(f"  views:        {', '.join(VIEWS)} (appended by the trial loop per camera)")
-    console.print(f"  degradations: {', '.join(DEGRADATIONS)} (for negative prompts)")
+    for name, prior in (("v1", "toy"), ("v2", "toy2")):
+        form, *lines = describe(name)
+        console.print(f"[bold]Toy world {name} prompts (--prior {prior}):[/bold] {form}")
+        for line in lines:
+            console.print(f"  {line}")
     console.print('  example:      sdbench run --prompt "a red cube" --loss sds')
+    console.print('                sdbench run --prior toy2 --prompt "a red striped cube with a face" --loss sds')
 
 
 # ---------------------------------------------------------------------- run

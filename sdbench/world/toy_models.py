@@ -5,6 +5,11 @@ a tiny ``CLIPTextModel`` over a word-level tokenizer of the toy vocabulary, and 
 schedule with Stable Diffusion's ``scaled_linear`` betas (so a timestep ``t`` means the same noise
 level as in SD 2.1, and t-dependent rules such as DCA's cut-off at 300 carry over).
 No VAE: rendered RGB in [0, 1] maps to the prior's space as ``2x - 1``.
+
+World v2 (``world="v2"``) uses the v2 vocabulary (v1's words keep their token ids, new words are
+appended) and :data:`UNET_CONFIG_V2`: v1's widths, two layers per block and cross-attention at
+16×16 as well as 8×8, for patterns and a front marking placed by the text. Every v1 tensor whose
+name and shape recur in v2 can be copied into it (:func:`sdbench.world.training.warm_start`).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sdbench.world.grammar import vocabulary
+from sdbench.world.grammar import World, token_vocabulary
 
 RESOLUTION = 32
 MAX_TOKENS = 16
@@ -32,6 +37,13 @@ UNET_CONFIG = dict(
     norm_num_groups=16,
 )
 
+UNET_CONFIG_V2 = dict(
+    UNET_CONFIG,
+    layers_per_block=2,
+    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+)
+
 SCHEDULER_CONFIG = dict(
     num_train_timesteps=1000,
     beta_start=0.00085,
@@ -43,12 +55,13 @@ SCHEDULER_CONFIG = dict(
 )
 
 
-def build_tokenizer():
-    """A word-level fast tokenizer: lower-cases, keeps letters only, maps unknown words to ``<unk>``."""
+def build_tokenizer(world: World = "v1"):
+    """A word-level fast tokenizer of ``world``'s vocabulary: lower-cases, keeps letters only, maps
+    unknown words to ``<unk>``."""
     from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS + tuple(vocabulary()))}
+    vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS + tuple(token_vocabulary(world)))}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.normalizer = normalizers.Sequence([normalizers.Lowercase(), normalizers.Replace(Regex("[^a-z]+"), " ")])
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
@@ -82,10 +95,12 @@ def build_text_encoder(vocab_size: int):
     return CLIPTextModel(config)
 
 
-def build_unet():
+def build_unet(world: World = "v1", resolution: int = RESOLUTION):
+    """The prior's UNet for ``world`` (:data:`UNET_CONFIG` or :data:`UNET_CONFIG_V2`) at ``resolution``."""
     from diffusers import UNet2DConditionModel
 
-    return UNet2DConditionModel(**UNET_CONFIG)
+    config = UNET_CONFIG if world == "v1" else UNET_CONFIG_V2
+    return UNet2DConditionModel(**{**config, "sample_size": resolution})
 
 
 def build_scheduler():

@@ -119,9 +119,7 @@ def test_cds_trial_resumes_bit_identically_with_its_saved_noise(tiny_pixel_check
     with pytest.raises(KeyboardInterrupt):
         T.run_trial(spec, tmp_path / "resumed", progress=False, on_step=interrupt)
     resumed = T.run_trial(spec, tmp_path / "resumed", progress=False)
-    assert (
-        resumed.metrics == clean.metrics and resumed.cost.nfe == clean.cost.nfe == 7 * 4 * spec.trial.batch_size
-    )
+    assert resumed.metrics == clean.metrics and resumed.cost.nfe == clean.cost.nfe == 7 * 4 * spec.trial.batch_size
     a, b = (torch.load(tmp_path / d / "checkpoint.pt", weights_only=False) for d in ("clean", "resumed"))
     assert torch.equal(a["representation"]["logits"], b["representation"]["logits"])
     assert bool(b["loss"]["buffers"]["noise_drawn"])
