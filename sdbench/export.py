@@ -185,9 +185,9 @@ def find_trials(source: Path) -> tuple[list[Path], list[str]]:
 
 
 def _status(trial_dir: Path) -> str:
-    try:
-        return load_result(trial_dir).status
-    except UserError:
+    try:  # leniently: a half-written or foreign result.json only means "not exportable"
+        return json.loads((trial_dir / "result.json").read_text()).get("status", "missing")
+    except (OSError, ValueError):
         return "missing"
 
 
