@@ -16,6 +16,20 @@ from sdbench.io import write_json
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+#: The README's order of the first six losses; every other registered loss follows alphabetically.
+FIRST = ("sds", "csd", "nfsd", "ism", "vsd", "vdm")
+
+
+def registered_losses() -> tuple[str, ...]:
+    """Every registered loss except VDM's ablations (``sdbench.study.ABLATIONS``, a study of their own),
+    in :data:`FIRST`'s order, then alphabetically: what the cost and 2D benchmarks measure."""
+    from sdbench import registry
+    from sdbench.study import ABLATIONS
+
+    names = [n for n in registry.LOSSES.names() if n not in ABLATIONS or n in ("sds", "vdm")]
+    return tuple([n for n in FIRST if n in names] + sorted(set(names) - set(FIRST)))
+
+
 def timed(fn, repeats: int = 5, warmup: int = 1) -> float:
     """Median wall seconds of ``fn()`` over ``repeats`` runs after ``warmup`` runs."""
     for _ in range(warmup):

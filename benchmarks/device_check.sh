@@ -20,7 +20,7 @@ stamp "building nerfacc's CUDA extension in the background"
 stamp "benchmarks.gpu"
 timeout "${GPU_OPERATOR_TIMEOUT:-120}" python3 -m benchmarks.operator_gpu 2>&1 | tee "$OUT/operator_gpu.log"
 cp benchmarks/results/operator_gpu.json "$OUT/" 2>/dev/null
-MAX_JOBS=12 timeout "${GPU_BENCH_TIMEOUT:-330}" python3 -m benchmarks.gpu --steps 4 --rounds 3 --gaussian-steps 15 2>&1 | tee "$OUT/gpu_bench.log"
+MAX_JOBS=12 timeout "${GPU_BENCH_TIMEOUT:-420}" python3 -m benchmarks.gpu --steps 4 --rounds 3 --gaussian-steps 15 2>&1 | tee "$OUT/gpu_bench.log"
 cp benchmarks/results/gpu.json "$OUT/" 2>/dev/null
 wait
 stamp "nerfacc build: $(tail -n1 "$OUT/build_nerfacc.log")"

@@ -5,22 +5,42 @@
     parameters) and SD's VAE architecture, on the CPU at a reduced size: 128×128 renders → 16×16
     latents (the real run uses 512 → 64; the UNet's cost scales with the latent area).
 
-For each loss: median seconds per optimisation step (render → loss → backward → optimiser step),
-measured in interleaved rounds after a warm-up step, NFE per view and step as counted by the prior,
-and the process's peak memory during two further steps. Writes ``benchmarks/results/losses.json``;
-the target is VDM ≤ 1.10× SDS on (b).
+For every registered loss (VDM's ablations aside: :func:`benchmarks.common.registered_losses`):
+median seconds per optimisation step (render → loss → backward → optimiser step), measured in
+interleaved rounds after a warm-up step, NFE per view and step as counted by the prior, and the
+process's peak memory during two further steps. Each trial starts at step 0 of its loss's schedules.
+SDI's NFE depends on t (2·(hops + 1) per view): its row ``sdi`` is the schedule's start (t ≈ 980: 24),
+the row ``sdi@mid`` holds t at the schedule's midpoint (step 5000 of 10k, t = 615: 18; the mean over
+the whole schedule is 17.25, so ``sdi@mid`` is the run's typical cost). Writes
+``benchmarks/results/losses.json``; the target is VDM ≤ 1.10× SDS on (b).
+
+``python -m benchmarks.losses [--quick]``: ``--quick`` is a smoke run (one step per row, no warm-up and
+no memory pass, 8×8 latents on (b)) that writes nothing.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import time
 
 import torch
 
-from benchmarks.common import save
+from benchmarks.common import registered_losses, save
 from sdbench.hardware import PeakMemory
 
-LOSSES = ("sds", "csd", "nfsd", "ism", "vsd", "vdm")
+LOSSES = registered_losses()
+#: Extra rows: (row name, loss, overrides) measured next to the loss's own row.
+VARIANTS = (("sdi@mid", "sdi", ("loss.t_schedule.start=0.615", "loss.t_schedule.end=0.615")),)
+
+
+def rows(losses=LOSSES) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Row name → (loss, ``--set`` overrides): every loss as configured, each variant after its loss."""
+    out: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for name in losses:
+        out[name] = (name, ())
+        out.update({row: (loss, overrides) for row, loss, overrides in VARIANTS if loss == name})
+    return out
 
 
 def sd21_like_prior(latent: int = 16, cfg=None):
@@ -96,44 +116,59 @@ def _steps(state, n: int) -> list[tuple[float, int]]:
     return marks
 
 
-def measure_all(prior, steps: int, rounds: int, resolution: int, batch: int = 1, losses=LOSSES) -> dict[str, dict]:
-    """Per-step time of every loss, interleaved over ``rounds`` rounds (so that drifts of the machine
-    affect all losses alike); NFE per step; peak memory of a separate pass per loss."""
+def measure_all(
+    prior,
+    steps: int,
+    rounds: int,
+    resolution: int,
+    batch: int = 1,
+    losses=LOSSES,
+    warmup: int = 1,
+    memory_steps: int = 2,
+) -> dict[str, dict]:
+    """Per-step time of every row of :func:`rows` (``losses`` and their variants) after ``warmup``
+    steps, interleaved over ``rounds`` rounds (so that drifts of the machine affect all losses alike);
+    NFE per step; peak memory of a separate pass of ``memory_steps`` per row (None when 0)."""
     from sdbench import trial
     from sdbench.budget import Budget
 
+    table = rows(losses)
     states = {}
-    for name in losses:
+    for name, (loss, overrides) in table.items():
         spec = trial.resolve(
             trial.TrialConfig(
                 prompt="a red cube",
-                loss=name,
+                loss=loss,
                 representation="image",
                 budget=Budget("steps", 10**6),
                 resolution=resolution,
                 batch_size=batch,
             ),
-            [],
+            list(overrides),
         )
         states[name] = trial.build(spec, prior)
-        _steps(states[name], 1)  # warm-up (first-call allocations, caches)
-    times: dict[str, list[float]] = {n: [] for n in losses}
-    nfe: dict[str, list[int]] = {n: [] for n in losses}
+        if warmup:
+            _steps(states[name], warmup)  # first-call allocations, caches
+    times: dict[str, list[float]] = {n: [] for n in table}
+    nfe: dict[str, list[int]] = {n: [] for n in table}
     for _ in range(rounds):
-        for name in losses:
+        for name in table:
             marks = _steps(states[name], steps)
             times[name] += [b[0] - a[0] for a, b in zip(marks, marks[1:])]
             nfe[name] += [b[1] - a[1] for a, b in zip(marks, marks[1:])]
     out = {}
-    for name in losses:
-        memory = PeakMemory(prior.device)
-        memory.start()
-        _steps(states[name], 2)
+    for name in table:
+        peak = None
+        if memory_steps:
+            memory = PeakMemory(prior.device)
+            memory.start()
+            _steps(states[name], memory_steps)
+            peak = round(memory.peak_mb(), 1)
         ts, ns = sorted(times[name]), sorted(nfe[name])
         out[name] = {
             "seconds_per_step": round(ts[len(ts) // 2], 4),
             "nfe_per_step": ns[len(ns) // 2],
-            "peak_memory_mb": round(memory.peak_mb(), 1),
+            "peak_memory_mb": peak,
             "steps_measured": len(ts),
         }
     return out
@@ -145,20 +180,33 @@ def relative(table: dict[str, dict]) -> None:
         row["time_vs_sds"] = round(row["seconds_per_step"] / base, 3)
 
 
-def main() -> dict:
+def main(quick: bool = False) -> dict:
+    """The full benchmark (writes ``losses.json``), or with ``quick`` a smoke run that writes nothing."""
     from sdbench.priors.toy import ToyPrior
 
+    start = time.perf_counter()
+    toy_steps, toy_rounds, sd_steps, sd_rounds, latent = (1, 1, 1, 1, 8) if quick else (10, 4, 2, 3, 16)
+    warm = {"warmup": 0, "memory_steps": 0} if quick else {}
     results: dict = {"method": "median seconds per step over interleaved rounds (every loss a few steps per round)"}
-    results["toy"] = measure_all(ToyPrior(), steps=10, rounds=4, resolution=32)
+    results["toy"] = measure_all(ToyPrior(), steps=toy_steps, rounds=toy_rounds, resolution=32, **warm)
     relative(results["toy"])
-    sd = sd21_like_prior()
+    print(f"toy prior: {time.perf_counter() - start:.0f} s", flush=True)
+    sd = sd21_like_prior(latent=latent)
+    key = f"sd21_architecture_cpu_{latent * 8}px"
     results["sd21_unet_parameters"] = sum(p.numel() for p in sd.unet.parameters())
-    results["sd21_architecture_cpu_128px"] = measure_all(sd, steps=2, rounds=3, resolution=128)
-    relative(results["sd21_architecture_cpu_128px"])
-    results["target_vdm_le_1.10x_sds_on_sd21"] = results["sd21_architecture_cpu_128px"]["vdm"]["time_vs_sds"] <= 1.10
-    save("losses", results)
+    results[key] = measure_all(sd, steps=sd_steps, rounds=sd_rounds, resolution=latent * 8, **warm)
+    relative(results[key])
+    results["target_vdm_le_1.10x_sds_on_sd21"] = results[key]["vdm"]["time_vs_sds"] <= 1.10
+    print(f"toy prior and SD 2.1 architecture: {time.perf_counter() - start:.0f} s", flush=True)
+    if quick:
+        print(json.dumps(results, indent=2))
+        print("quick run: nothing written")
+    else:
+        save("losses", results)
     return results
 
 
 if __name__ == "__main__":
-    main()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="smoke run: 1 step per row, 8x8 latents on SD; writes nothing")
+    main(quick=ap.parse_args().quick)

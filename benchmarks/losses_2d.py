@@ -1,27 +1,71 @@
 """Every loss turns a grey 2D image into its prompt on the toy prior (issue: the loss zoo).
 
-For each loss (paper defaults) and each of 6 prompts covering every shape and colour: 500 steps of
-the image representation from a grey start, then the toy evaluator's read-out of the result.
-Writes ``benchmarks/results/losses_2d.json`` and ``docs/images/losses_2d.png`` (rows: losses,
-columns: prompts).
+For each registered loss (VDM's ablations aside: :func:`benchmarks.common.registered_losses`) at its
+paper defaults, and each of 6 prompts covering every shape and colour: 500 steps of the image
+representation from a grey start, then the toy evaluator's read-out of the result. Writes
+``benchmarks/results/losses_2d.json`` and ``docs/images/losses_2d.png`` (rows: losses, columns: prompts).
+
+Step schedules are compressed to the budget by their paper's ratio (:data:`SCHEDULES`, as
+``sweeps/toy-study.toml`` does), so that each loss runs its whole schedule in the 500 steps; the
+overrides used are written to the result file.
+
+``python -m benchmarks.losses_2d [--quick]``: ``--quick`` is a smoke run (2 steps, the first prompt) that
+writes nothing.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import time
 from pathlib import Path
 
 import torch
 
-from benchmarks.common import save
+from benchmarks.common import registered_losses, save
 from sdbench.io import save_grid
 
 PROMPTS = ("a red sphere", "a green cube", "a blue cone", "a yellow cylinder", "a purple torus", "an orange sphere")
-LOSSES = ("sds", "csd", "nfsd", "ism", "vsd", "vdm")
+LOSSES = registered_losses()
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "images"
 
+#: (scoped override key, fraction of the budget): each step count of a paper's schedule as the same
+#: fraction of this run (its step / the paper's run length).
+SCHEDULES = (
+    ("loss@csd.omega2.to_step", 0.5),  # ω2 ramp to step 5000 of 10k
+    ("loss@csd.t_max.from_step", 0.5),  # t_max 0.98 → 0.5 at step 5000 of 10k
+    ("loss@csd.t_max.to_step", 0.5),
+    ("loss@ism.anneal_steps", 0.3),  # t and δ_T anneal over 1500 of 5000 steps
+    ("loss@vsd.t_max.from_step", 0.2),  # t_max 0.98 → 0.5 at step 5000 of 25k
+    ("loss@vsd.t_max.to_step", 0.2),
+    ("loss@esd.t_max.from_step", 0.2),  # VSD's: 5000 of 25k
+    ("loss@esd.t_max.to_step", 0.2),
+    ("loss@lods.t_max.from_step", 0.4),  # t_max 0.98 → 0.5 at step 10000 of 25k
+    ("loss@lods.t_max.to_step", 0.4),
+    ("loss@sds_bridge.stage_two_start", 0.8),  # stage 2 from step 20000 of 25k
+    ("loss@sds_bridge.t_max.from_step", 0.2),  # t_max 0.98 → 0.5 at step 5000 of 25k
+    ("loss@sds_bridge.t_max.to_step", 0.2),
+    ("loss@sdi.t_schedule.to_step", 1.0),  # t 980 → 250 over the whole 10k-step run
+    ("loss@asd.t_min.to_step", 1.0),  # both ends of t over the whole 25k-step run
+    ("loss@asd.t_max.to_step", 1.0),
+    ("loss@cds.cfg_scale.to_step", 1.0),  # CFG 101 → 51, t' 700 → 100 (√), clamp 2 → 8 over the 3000-step coarse stage
+    ("loss@cds.t_next.to_step", 1.0),
+    ("loss@cds.grad_clip.to_step", 1.0),
+)
 
-def main(steps: int = 500) -> dict:
+
+def scaled_schedules(steps: int, losses=LOSSES) -> list[str]:
+    """The ``--set`` overrides of :data:`SCHEDULES` for a ``steps``-step run, for the losses in ``losses``."""
+    out = []
+    for key, fraction in SCHEDULES:
+        if key.partition("@")[2].partition(".")[0] in losses:
+            out.append(f"{key}={max(1, int(fraction * steps))}")
+    return out
+
+
+def main(steps: int = 500, quick: bool = False) -> dict:
+    """The 2D grid (writes the result and the image), or with ``quick`` a 2-step smoke run on the first
+    prompt that writes nothing."""
     from sdbench import trial
     from sdbench.budget import Budget
     from sdbench.evaluation.toy import classify, load_evaluator
@@ -29,22 +73,27 @@ def main(steps: int = 500) -> dict:
     from sdbench.world.grammar import parse
     from sdbench.world.scenes import COLOURS, SHAPES
 
+    prompts = PROMPTS[:1] if quick else PROMPTS
+    steps = 2 if quick else steps
+    overrides = scaled_schedules(steps)
     prior, scorer = ToyPrior(), load_evaluator("cpu")
-    shapes = torch.tensor([SHAPES.index(parse(p).shape) for p in PROMPTS])
-    colours = torch.tensor([list(COLOURS).index(parse(p).colour) for p in PROMPTS])
-    results: dict = {"steps": steps, "prompts": list(PROMPTS), "losses": {}}
+    shapes = torch.tensor([SHAPES.index(parse(p).shape) for p in prompts])
+    colours = torch.tensor([list(COLOURS).index(parse(p).colour) for p in prompts])
+    results: dict = {"steps": steps, "prompts": list(prompts), "overrides": overrides, "losses": {}}
     rows = []
     for loss in LOSSES:
-        finals, start = [], time.time()
-        for i, prompt in enumerate(PROMPTS):
+        finals, start, last_logs = [], time.time(), []
+        for i, prompt in enumerate(prompts):
             spec = trial.resolve(
                 trial.TrialConfig(
                     prompt=prompt, loss=loss, representation="image", budget=Budget("steps", steps), seed=i, metrics=()
-                )
+                ),
+                overrides,
             )
             state = trial.build(spec, prior)
             trial.optimise(state, progress=False)
             finals.append(state.representation.image().detach()[0])
+            last_logs.append(state.logs)
         finals = torch.stack(finals)
         r = classify(finals, scorer)
         ok_s, ok_c = r.shape == shapes, r.colour == colours
@@ -54,16 +103,24 @@ def main(steps: int = 500) -> dict:
             "both": (ok_s & ok_c).float().mean().item(),
             "seconds": round(time.time() - start, 1),
             "predictions": [f"{c} {s}" for c, s in r.names()],
+            # the loss's logs over the last logging window (SDS-Bridge's "stage" is 2 there)
+            "final_logs": {k: round(sum(d[k] for d in last_logs) / len(last_logs), 4) for k in last_logs[0]},
         }
         print(
             f"{loss}: {results['losses'][loss]['both']:.2f} of prompts right in {results['losses'][loss]['seconds']:.0f} s",
             flush=True,
         )
         rows.append(finals)
-    save_grid(torch.cat(rows), DOCS / "losses_2d.png", nrow=len(PROMPTS), min_size=64)
+    if quick:
+        print(json.dumps(results, indent=2))
+        print("quick run: nothing written")
+        return results
+    save_grid(torch.cat(rows), DOCS / "losses_2d.png", nrow=len(prompts), min_size=64)
     save("losses_2d", results)
     return results
 
 
 if __name__ == "__main__":
-    main()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="smoke run: 2 steps, the first prompt; writes nothing")
+    main(quick=ap.parse_args().quick)

@@ -17,16 +17,22 @@ VSD's schedules). Official code: ``theEricMa/ScaleDreamer:
 threestudio/models/guidance/stable_diffusion_asd_guidance.py`` at 23f433f (``__call__`` :211-292, the live
 ``get_t_plus`` :294-316, ``get_eps`` :333-428) with ``configs/single-prompt_benchmark/asd_sd_nerf.yaml``
 (:85-128; ``asd_sd_nerf_long.yaml``, which the run script names, has the same guidance settings).
-All three predictions run as one batched network call, as in the official ``get_eps`` (with
-Perp-Neg the official batch adds the two negatives at t, and the t⁺ term takes Perp-Neg's
-interpolated positive embedding, still without CFG).
-NFE per view and step: 3. No trainable parts.
+All three predictions run as one batched network call, as in the official ``get_eps``.
+
+With ``perp_neg`` (official ``get_eps`` :355-366, 413-423) the first term is Perp-Neg's
+Ĉ = ε_∅ + s(Δ_pos + Σ_i k·w_i Δ_i^⊥) (:mod:`sdbench.priors.guidance`, w_i threestudio's weights) with
+k = ``perp_neg_scale``, the official −``guidance_perp_neg`` (0.5 in the shipped config: half of
+threestudio's negative weights, same sign); the batch adds the two negatives at (x_t, t), and the t⁺
+term takes Perp-Neg's interpolated positive embedding, still without CFG. NFE per view and step: 3;
+5 with ``perp_neg`` (one call). No trainable parts.
 
 Implements the official ASD gradient with the shipped single-prompt SD NeRF settings (s = 7.5,
-η = 0.1, random shift u ~ U[0, 1), both t bounds annealed over 25k steps); does not reproduce
-Perp-Neg, which that config enables with half of threestudio's negative weights
-(``guidance_perp_neg`` −0.5; here plain CFG until ``loss.perp_neg`` exists), and the Δt
-distribution is the code's (uniform up to η(t − t_min), not re-checked against the paper).
+η = 0.1, random shift u ~ U[0, 1), both t bounds annealed over 25k steps); the Δt distribution is
+the code's (uniform up to η(t − t_min), not re-checked against the paper). Perp-Neg is off by default
+(sdbench compares the losses themselves; Perp-Neg is its own arm): the official config enables it
+with half of threestudio's negative weights (``guidance_perp_neg`` −0.5); ``--set loss.perp_neg=true``
+reproduces it (``perp_neg_scale`` defaults to that 0.5; 1 gives threestudio's weights, as on every
+other loss).
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ from sdbench.losses.common import (
     weight,
 )
 from sdbench.priors.base import TextConditioning
-from sdbench.priors.guidance import cfg_combine
+from sdbench.priors.guidance import PerpNeg, cfg_combine
 
 
 class ASD(Loss):
@@ -71,6 +77,14 @@ class ASD(Loss):
         """w(t), evaluated at t: 'sds' = 1 − ᾱ_t (official), 'uniform', 'fantasia3d', 'sigma_over_alpha'."""
         grad_clip: float | None = None
         """Clamp each element of g to [−c, c] (None: off, as the official config)."""
+        perp_neg: bool = False
+        """Perp-Neg guidance in the first term (view-dependent negatives perpendicular to the positive
+        direction, NFE 5 per view): :mod:`sdbench.priors.guidance`."""
+        perp_neg_options: PerpNeg = PerpNeg()
+        """Perp-Neg's weight curves and overhead threshold (used when ``perp_neg`` is on)."""
+        perp_neg_scale: float = 0.5
+        """k: Perp-Neg's negative weights are k·w_i (official −``guidance_perp_neg``: 0.5 in the shipped
+        config, half of threestudio's; 1: threestudio's weights, as every other loss uses)."""
 
     def forward(
         self,
@@ -93,11 +107,20 @@ class ASD(Loss):
             shift = shift * uniform((B,), n.z.device, self.generator)
         t_plus = (n.t + shift.long()).clamp(1, T - 1)
         x_plus = prior.add_noise(n.z.detach(), t_plus, n.noise)
-        cond = text.cond(cameras)
-        with torch.no_grad():  # one batched call: [ε_y(x_t, t), ε_∅(x_t, t), ε_y(x_t⁺, t⁺)]
-            eps_y, eps_u, eps_plus = prior.unet_forward(
-                torch.cat([n.x_t, n.x_t, x_plus]), torch.cat([n.t, n.t, t_plus]), torch.cat([cond, text.uncond(B), cond])
-            ).chunk(3)
-        g = weight(cfg.weighting, prior.alphas_cumprod, n.t) * (cfg_combine(eps_y, eps_u, cfg.cfg_scale) - eps_plus)
+        uncond = text.uncond(B)
+        if cfg.perp_neg:  # y: the interpolated positive embedding, in both terms
+            cond, negatives, neg_weights = text.perp_neg(cameras, cfg.perp_neg_options, uncond)
+            neg_weights = cfg.perp_neg_scale * neg_weights
+        else:
+            cond, negatives, neg_weights = text.cond(cameras), [], None
+        rows = 2 + len(negatives)
+        with torch.no_grad():  # one batched call: [ε_y(x_t, t), ε_∅(x_t, t), ε_neg,i(x_t, t)…, ε_y(x_t⁺, t⁺)]
+            eps_y, eps_u, *eps_neg, eps_plus = prior.unet_forward(
+                torch.cat([n.x_t] * rows + [x_plus]),
+                torch.cat([n.t] * rows + [t_plus]),
+                torch.cat([cond, uncond, *negatives, cond]),
+            ).chunk(rows + 1)
+        eps_hat = cfg_combine(eps_y, eps_u, cfg.cfg_scale, eps_neg, neg_weights)
+        g = weight(cfg.weighting, prior.alphas_cumprod, n.t) * (eps_hat - eps_plus)
         g = self.prepare_grad(g, cfg.grad_clip)
         return LossOutput(surrogate_loss(n.z, g), {**grad_logs(g, n.t), "t_plus": t_plus.float().mean().item()})

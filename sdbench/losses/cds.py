@@ -25,7 +25,9 @@ form, i.e. s = 101 → 51 here, t' √-annealed 700 → 100, t − t' ∈ U{100.
 in the checkpoint, so a resumed trial reuses it); does not reproduce the refine/texture stages
 (DMTet, other t and CFG ranges: set them through the config), the coarse stage's batch of 8 views
 with azimuths stratified in 4 bins (a camera-sampling choice of the trial), the unused
-``recon_std_rescale`` (0 in every shipped config) or Perp-Neg (the official code raises on it).
+``recon_std_rescale`` (0 in every shipped config) or Perp-Neg: the official
+``compute_grad_consistency`` raises ``NotImplementedError("Perp neg not implemented for consistency
+loss")`` on it, so ``loss.perp_neg=true`` is rejected here too.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import torch
 from torch import Tensor
 
 from sdbench.cameras import Cameras
+from sdbench.errors import UserError
 from sdbench.losses.base import Loss, LossOutput
 from sdbench.losses.common import (
     Linear,
@@ -91,8 +94,15 @@ class CDS(Loss):
         """Clamp each element of g to ±c(step) (official [0, 2, 8, 3000]); None: off."""
         share_noise: bool = True
         """One fixed ε* for all views and steps (official ``share_noise``); False: fresh ε per view and step."""
+        perp_neg: bool = False
+        """Perp-Neg: not available (the official code raises on it; True is rejected with a UserError)."""
 
     def __init__(self, cfg: CDS.Config, prior):
+        if cfg.perp_neg:
+            raise UserError(
+                "cds has no Perp-Neg: Consistent3D's official code raises on it (Perp neg not implemented for consistency "
+                "loss); drop loss.perp_neg"
+            )
         super().__init__(cfg, prior)
         #: ε* ``[C, h, w]``, drawn from the loss's generator on the first step (``noise_drawn``).
         self.register_buffer("fixed_noise", torch.zeros(prior.latent_shape, device=prior.device))

@@ -28,8 +28,11 @@ UNet; does not reproduce the official recipe's separate SD 2.1 (768, v-predictio
 the SD 2.1-base prior, its camera embedding's fixed 1280 width (here the prior's time-embedding width,
 an MLP Linear(16, D)–SiLU–Linear(D, D) on the flattened c2w, as in VSD), nor any λ schedule (the
 paper's choice of λ was not re-read; the README says the value "may vary in different scenarios").
-NFE per view and step: 2 (prior CFG pair) + 2 (LoRA with camera and with ∅cam, one batched call) +
-1 (LoRA training forward, with a backward). Trainable: the LoRA and camera weights (in the checkpoint).
+Perp-Neg is off, as in the official recipe (``prolificdreamer.yaml`` does not enable it);
+``--set loss.perp_neg=true`` (VSD's option) applies it to the frozen prior's CFG, not the LoRA's
+camera CFG. NFE per view and step: 2 (prior CFG pair; 4 with ``perp_neg``) + 2 (LoRA with camera and
+with ∅cam, one batched call) + 1 (LoRA training forward, with a backward). Trainable: the LoRA and
+camera weights (in the checkpoint).
 """
 
 from __future__ import annotations

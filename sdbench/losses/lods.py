@@ -31,7 +31,10 @@ own AdamW inside the loss); does not reproduce the LoRA variant (LoRA scale 0.5,
 lr 5e-7), the 3DGS recipe (α lr 1e-4, weight decay 0, "a point cloud image" as the negative prompt,
 t_max 0.55 after step 500), or SD 2.1-base's 77×1024 α as such: α has the prior's embedding shape
 (16×64 = 1,024 numbers on the toy prior, 77×1024 = 78,848 on SD 2.1); the official code steps the 3D
-model and α with one optimiser, here α has its own, stepped in the same optimisation step.
+model and α with one optimiser, here α has its own, stepped in the same optimisation step. No
+Perp-Neg: neither the official code nor its configs use it, and its negatives would have to be taken
+relative to the learned α in the unconditional slot, a combination no reference defines;
+``loss.perp_neg=true`` is rejected.
 NFE per view and step: 2 (the CFG pair) + 1 (α's training forward, with a backward through the network).
 Trainable: α (in the checkpoint with its optimiser state).
 """
@@ -44,6 +47,7 @@ import torch
 from torch import Tensor, nn
 
 from sdbench.cameras import Cameras
+from sdbench.errors import UserError
 from sdbench.losses.base import Loss, LossOutput
 from sdbench.losses.common import (
     Linear,
@@ -85,8 +89,16 @@ class LODS(Loss):
         """w(t): ``sds`` = 1 − ᾱ_t."""
         grad_clip: float | None = None
         """Clamp g element-wise to [−c, c] (None: no clamp, as the official config)."""
+        perp_neg: bool = False
+        """Perp-Neg: not available (no reference code; its unconditional slot is the learned α). True is
+        rejected with a UserError."""
 
     def __init__(self, cfg: LODS.Config, prior):
+        if cfg.perp_neg:
+            raise UserError(
+                "lods has no Perp-Neg: no reference code combines it with LODS' learned unconditional embedding α "
+                "(the slot Perp-Neg's negatives are measured from); drop loss.perp_neg"
+            )
         super().__init__(cfg, prior)
         with torch.no_grad():
             alpha0 = prior.encode_text([cfg.negative_prompt])[0].float()

@@ -18,10 +18,13 @@ render recovers (the paper's SDI update; its equation numbers were not re-read h
     g = z − x̂_0 = (σ_t/α_t) · (ε̂ − ε̃),   ε̃ = (x̃ − α_t z)/σ_t   (α = √ᾱ, σ = √(1−ᾱ)),
 
 applied through the surrogate ½‖z − sg(z − g)‖²/B. Ĉ_s = ε_∅ + s(ε_y − ε_∅) (diffusers form) in
-inversion and denoising alike, s = 7.5. Draws, in this order, from the loss's generator: t (when
+inversion and denoising alike, s = 7.5 (with ``perp_neg``: Perp-Neg's ε_∅ + s(Δ_pos + Σ_i w_i Δ_i^⊥),
+:mod:`sdbench.priors.guidance`, at both scales). Draws, in this order, from the loss's generator: t (when
 no schedule), u per view, then ξ per hop; ``forward``'s ``noise`` is not used (inversion finds it).
 NFE per view and step: 2·(hops + 1), hops = 1 + #{k : o + k·T/n < t}: 24 at t = 980, 14 at 500,
-10 at 250, 17.25 on average over the default schedule. No trainable parts.
+10 at 250, 17.25 on average over the default schedule; with ``perp_neg`` every prediction, inversion
+and final alike, is Perp-Neg's (the official ``predict_noise``, :198-267): 4 rows each, 4·(hops + 1)
+(48 at t = 980). No trainable parts.
 
 Implements the SDI update as the official code computes it (inversion with CFG −7.5 on the
 leading 10-step grid, η = 0.3 noise, the random overshoot δ and the query at t on a latent at
@@ -30,9 +33,12 @@ that divides g by B·C·h·w (16384·B on SD's 4×64×64 latents; ``reduction="m
 default "sum" keeps SDI on the scale of every other sdbench loss, because the official factor depends
 on the prior's latent size and scales the Gaussians' densification gradients, compared with a fixed
 threshold, by the same factor; Adam's updates barely change),
-nor Perp-Neg, which ``configs/sdi.yaml`` enables (here plain CFG until ``loss.perp_neg`` exists;
-without Perp-Neg the official code uses threestudio's CFG form ε_y + s(ε_y − ε_∅), i.e. s + 1),
-nor a separate t per view within a step (official batch size 1).
+nor a separate t per view within a step (official batch size 1). Perp-Neg is off by default
+(sdbench compares the losses themselves; Perp-Neg is its own arm): the official config enables it
+(``configs/sdi.yaml`` :66, in the inversion's −7.5 guidance and the final prediction alike);
+``--set loss.perp_neg=true`` reproduces it. (Without Perp-Neg the official code uses threestudio's
+CFG form ε_y + s(ε_y − ε_∅), i.e. s + 1; here Ĉ_s is the diffusers form in both cases, which is the
+official one with Perp-Neg.)
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ from sdbench.losses.common import (
     Linear,
     ddim_hop,
     grad_logs,
+    guided_noise,
     randn_like,
     sample_timesteps,
     surrogate_loss,
@@ -56,6 +63,7 @@ from sdbench.losses.common import (
     uniform,
 )
 from sdbench.priors.base import TextConditioning
+from sdbench.priors.guidance import PerpNeg
 
 
 def inversion_grid(t: int, num_train_timesteps: int, steps: int, offset: int) -> list[int]:
@@ -91,6 +99,12 @@ class SDI(Loss):
         """'sum': g = z − x̂_0 (every sdbench loss's scale); 'mean': g / (B·C·h·w), the official ``mse_loss`` mean."""
         grad_clip: float | None = None
         """Clamp each element of g to [−c, c] (None: off, as the official code)."""
+        perp_neg: bool = False
+        """Perp-Neg guidance (view-dependent negatives perpendicular to the positive direction, NFE 4 per
+        prediction) in every prediction, inversion and final alike (the official config's choice):
+        :mod:`sdbench.priors.guidance`."""
+        perp_neg_options: PerpNeg = PerpNeg()
+        """Perp-Neg's weight curves and overhead threshold (used when ``perp_neg`` is on)."""
 
     def timestep(self, B: int, step: int, device: torch.device) -> Tensor:
         """``[B]``: the step's t, one value shared by the views."""
@@ -121,21 +135,21 @@ class SDI(Loss):
         ratio = T // cfg.inversion_steps
         delta = (uniform((B,), device, self.generator) * ratio).floor().long() if cfg.random_delta else torch.zeros_like(t)
         t_plus = (t + delta).clamp(max=T - 1)
-        cond, uncond = text.cond(cameras), text.uncond(B)
+        uncond, perp_neg = text.uncond(B), cfg.perp_neg_options if cfg.perp_neg else None
         taus = [torch.full_like(t, tau) for tau in inversion_grid(int(t[0]), T, cfg.inversion_steps, cfg.steps_offset)]
         with torch.no_grad():
             x = z.detach()
             for tau, tau_next in zip(taus, taus[1:] + [t_plus]):
                 # the network sees τ itself (−99 on the first hop, as the official code); ᾱ_τ := ᾱ_0 for τ < 0
                 tau_query = tau if prior.prediction_type == "epsilon" else tau.clamp(min=0)
-                eps_hat, _, _ = prior.predict_cfg(x, tau_query, cond, uncond, cfg.inversion_cfg_scale)
+                eps_hat, _, _ = guided_noise(prior, x, tau_query, text, cameras, uncond, cfg.inversion_cfg_scale, perp_neg)
                 a, a_next = ac[tau.clamp(min=0)].view(-1, 1, 1, 1), ac[tau_next].view(-1, 1, 1, 1)
                 x = ddim_hop(prior, x, tau.clamp(min=0), tau_next, eps_hat)
                 if cfg.inversion_eta:
                     varsigma = ((1 - a) / (1 - a_next) * (1 - a_next / a)).sqrt()
                     x = x + cfg.inversion_eta * varsigma * randn_like(x, self.generator)
             q = t if cfg.query == "t" else t_plus
-            eps_hat, _, _ = prior.predict_cfg(x, q, cond, uncond, cfg.cfg_scale)
+            eps_hat, _, _ = guided_noise(prior, x, q, text, cameras, uncond, cfg.cfg_scale, perp_neg)
             a_q = ac[q].view(-1, 1, 1, 1)
             x0_hat = (x - (1 - a_q).sqrt() * eps_hat) / a_q.sqrt()
         g = z.detach() - x0_hat

@@ -11,6 +11,7 @@ from sdbench.losses.esd import ESD
 from sdbench.losses.vsd import VSD
 from sdbench.priors.base import TextConditioning
 from sdbench.priors.diffusers_prior import DiffusersPrior
+from sdbench.priors.guidance import PerpNeg
 
 PROMPT = "a red cube"
 
@@ -60,6 +61,38 @@ def test_esd_gradient_mixes_the_camera_free_and_camera_lora_scores(prior):
     torch.testing.assert_close(images.grad, 2 * g / B, atol=1e-6, rtol=0)
     assert loss.entropy_lambda == pytest.approx(lam)
     assert prior.nfe.forward == 5 * B and prior.nfe.with_grad == B  # 2 prior + 2 LoRA + 1 LoRA training
+
+
+def test_esd_takes_perp_neg_on_the_frozen_prior(prior):
+    loss = make(ESD, prior, perp_neg=True)  # λ = 0.5 (default)
+    B, s, lam = 2, 7.5, 0.5
+    images, _, t, noise = batch(B)
+    cams = Cameras(torch.tensor([45.0, 120.0]), torch.tensor([20.0, 20.0]), torch.full((B,), 3.0), torch.full((B,), 40.0))
+    text = TextConditioning(prior, PROMPT)
+    positive, (neg1, neg2), w = text.perp_neg(cams, PerpNeg(), text.uncond(B))
+    assert (w.abs() > 0.05).all()  # both negatives weigh at these azimuths
+    with torch.no_grad():
+        a = prior.alphas_cumprod[t].view(-1, 1, 1, 1)
+        x_t = a.sqrt() * (images * 2 - 1) + (1 - a).sqrt() * noise
+        emb = torch.cat([positive, text.uncond(B), neg1, neg2])
+        e_pos, e_u, e_1, e_2 = prior.unet(x_t.repeat(4, 1, 1, 1), t.repeat(4), encoder_hidden_states=emb).sample.chunk(4)
+        d_pos = e_pos - e_u
+        direction = d_pos.clone()
+        for k, e_k in enumerate((e_1, e_2)):
+            d_k = e_k - e_u
+            coef = (d_k * d_pos).sum(dim=(1, 2, 3), keepdim=True) / (d_pos * d_pos).sum(dim=(1, 2, 3), keepdim=True)
+            direction = direction + w[:, k].view(-1, 1, 1, 1) * (d_k - coef * d_pos)
+        assert (direction - d_pos).norm() > 0.05 * d_pos.norm()  # the negatives move the prior's guidance
+        y = prior.encode_text([PROMPT] * B)
+        x2, t2, c2w = torch.cat([x_t, x_t]), torch.cat([t, t]), cams.c2w.reshape(B, 16)
+        e_cam, e_nocam = loss.unet_lora(
+            x2, t2, encoder_hidden_states=torch.cat([y, y]), class_labels=torch.cat([c2w, torch.zeros_like(c2w)])
+        ).sample.chunk(2)
+        g = (1 - a) * (e_u + s * direction - (lam * e_nocam + (1 - lam) * e_cam))
+    out = loss(images, text, cams, 0, t=t, noise=noise)
+    out.loss.backward()
+    torch.testing.assert_close(images.grad, 2 * g / B, atol=1e-6, rtol=0)
+    assert prior.nfe.forward == 7 * B and prior.nfe.with_grad == B  # 4 prior (Perp-Neg) + 2 LoRA + 1 LoRA training
 
 
 def test_lambda_zero_is_vsd(prior):

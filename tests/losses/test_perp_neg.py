@@ -12,13 +12,18 @@ from sdbench import trial as T
 from sdbench.budget import Budget
 from sdbench.cameras import Cameras
 from sdbench.errors import UserError
+from sdbench.losses.asd import ASD
+from sdbench.losses.cds import CDS
 from sdbench.losses.ism import ISM
+from sdbench.losses.lods import LODS
+from sdbench.losses.sdi import SDI
 from sdbench.losses.sds import SDS
 from sdbench.losses.sds_bridge import SDSBridge
 from sdbench.losses.vdm import VDM
 from sdbench.priors.base import TextConditioning
 from sdbench.testing import StubPrior
 from tests.losses.helpers import check
+from tests.losses.test_sdi import reference as sdi_reference
 
 PROMPT = "a red cube"
 
@@ -39,8 +44,14 @@ def f(a, b, c, r):
     return a * math.exp(-b * r) + c
 
 
-def expected_plan(phi: float, elevation: float):
-    """(E_pos as (view, view, r), [(negative view, weight)]) from losses-2.md §7, written out."""
+def f32(a, b, c, r):
+    """f in float32 (``r`` a float32 tensor), the precision of the camera side."""
+    return a * torch.exp(-b * r) + c
+
+
+def expected_plan(phi, elevation: float, f=f):
+    """(E_pos as (view, view, r), [(negative view, weight)]) from losses-2.md §7, written out (``phi`` a
+    float, or a float32 tensor with ``f=f32`` to reproduce float32 rounding)."""
     if elevation > 60:
         return ("overhead", "overhead", 1.0), [(None, 0.0), (None, 0.0)]
     if abs(phi) < 90:
@@ -89,6 +100,104 @@ def test_perp_neg_sds_gradient_matches_a_hand_computation():
     assert abs(plain.logs["grad_norm"] - out.logs["grad_norm"]) > 1e-3  # Perp-Neg changed the gradient
 
 
+def perp_neg_eps(x, t, azimuth, elevation, scale, weight_scale=1.0):
+    """Perp-Neg's guided prediction of the pattern prior per view, written out from losses-2.md §7
+    (``t`` an int or ``[B]``; the embeddings interpolated in float32 as the prompt side stores them,
+    then everything in x's precision)."""
+    B = x.shape[0]
+    t = torch.full((B,), t) if isinstance(t, int) else t
+    E = {v: StubPrior.embedding(f"{PROMPT}, {v} view") for v in ("front", "side", "back", "overhead")}
+    E[None] = StubPrior.embedding("")
+    out = []
+    for i in range(B):
+        (va, vb, r), negatives = expected_plan(torch.tensor(azimuth[i]), elevation[i], f=f32)
+        eps = lambda e, i=i: PatternPrior.formula(x[i : i + 1], t[i : i + 1], e[None])[0]  # noqa: E731
+        r32 = torch.as_tensor(r, dtype=torch.float32)
+        e_u = eps(E[None])
+        d_pos = eps(r32 * E[va] + (1 - r32) * E[vb]) - e_u
+        direction = d_pos.clone()
+        for view, w in negatives:
+            d_i = eps(E[view]) - e_u
+            direction = direction + weight_scale * torch.as_tensor(w).to(x.dtype) * (
+                d_i - (d_i * d_pos).sum() / max((d_pos * d_pos).sum().item(), 1e-6) * d_pos
+            )
+        out.append(e_u + scale * direction)
+    return torch.stack(out)
+
+
+def pattern_batch(azimuth, elevation, double: bool = False):
+    """The pattern prior, renders, cameras, noise and text for views at ``azimuth``/``elevation`` (float64 renders,
+    noise and ᾱ with ``double``: SDI chains up to 12 predictions amplified by σ_t/α_t)."""
+    prior = PatternPrior(StubPrior.Config(resolution=8))
+    B = len(azimuth)
+    cams = Cameras(torch.tensor(azimuth), torch.tensor(elevation), torch.full((B,), 3.0), torch.full((B,), 40.0))
+    g = torch.Generator().manual_seed(0)
+    images, noise = torch.rand(B, 3, 8, 8, generator=g), torch.randn(B, 3, 8, 8, generator=g)
+    if double:
+        prior.alphas_cumprod = prior.alphas_cumprod.double()
+        images, noise = images.double(), noise.double()
+    return prior, images.requires_grad_(True), cams, noise, TextConditioning(prior, PROMPT)
+
+
+AZIMUTH, ELEVATION = [30.0, 120.0, 180.0, 45.0], [20.0, 20.0, 20.0, 70.0]  # the last one overhead
+
+
+@pytest.mark.parametrize("t_val,hops", [(980, 11), (500, 6)])
+def test_perp_neg_sdi_guides_inversion_and_final_prediction(t_val, hops):
+    prior, images, cams, _, text = pattern_batch(AZIMUTH, ELEVATION, double=True)
+    B = images.shape[0]
+    loss = SDI(SDI.Config(perp_neg=True), prior)
+    loss.generator = torch.Generator().manual_seed(7)
+    out = loss(images, text, cams, 0, t=torch.full((B,), t_val))
+    out.loss.backward()
+    assert prior.nfe.forward == 4 * (hops + 1) * B  # 4 rows per prediction: inversion hops and the final one
+
+    def guided(x, tau, _prompts, s):
+        return perp_neg_eps(x, tau, AZIMUTH, ELEVATION, s)
+
+    g, n_hops, _ = sdi_reference(prior, images, None, t_val, seed=7, guided=guided)
+    assert n_hops == hops
+    check(images, g)
+    plain = SDI(SDI.Config(), prior)
+    plain.generator = torch.Generator().manual_seed(7)
+    off = plain(images.detach().requires_grad_(True), text, cams, 0, t=torch.full((B,), t_val))
+    assert abs(off.logs["grad_norm"] - out.logs["grad_norm"]) > 1e-3  # Perp-Neg changed the gradient
+
+
+@pytest.mark.parametrize("scale", [None, 1.0])
+def test_perp_neg_asd_guides_the_first_term_with_scaled_weights(scale):
+    prior, images, cams, noise, text = pattern_batch(AZIMUTH, ELEVATION, double=True)
+    B = images.shape[0]
+    t = torch.tensor([500, 700, 990, 600])
+    cfg = ASD.Config(perp_neg=True, plus_random=False, **({} if scale is None else {"perp_neg_scale": scale}))
+    out = ASD(cfg, prior)(images, text, cams, 0, t=t, noise=noise)
+    out.loss.backward()
+    assert prior.nfe.forward == 5 * B  # pos, uncond, two negatives at t; pos at t⁺; one call
+
+    k = 0.5 if scale is None else scale  # default: ScaleDreamer's shipped guidance_perp_neg −0.5
+    t_plus = torch.tensor([500, 720, 999, 610])  # u = 1: t + min(0.1 (t − 500), 999 − t)
+    a, a_plus = (prior.alphas_cumprod[s].view(-1, 1, 1, 1) for s in (t, t_plus))
+    z = images.detach() * 2 - 1
+    x_t, x_plus = a.sqrt() * z + (1 - a).sqrt() * noise, a_plus.sqrt() * z + (1 - a_plus).sqrt() * noise
+    positive = []  # the t⁺ term: the interpolated positive embedding, no CFG
+    for i in range(B):
+        (va, vb, r), _ = expected_plan(torch.tensor(AZIMUTH[i]), ELEVATION[i], f=f32)
+        r32 = torch.as_tensor(r, dtype=torch.float32)
+        positive.append(
+            r32 * StubPrior.embedding(f"{PROMPT}, {va} view") + (1 - r32) * StubPrior.embedding(f"{PROMPT}, {vb} view")
+        )
+    eps_plus = PatternPrior.formula(x_plus, t_plus, torch.stack(positive))
+    g = (1 - a) * (perp_neg_eps(x_t, t, AZIMUTH, ELEVATION, 7.5, k) - eps_plus)
+    check(images, g)
+    assert out.logs["t_plus"] == pytest.approx(t_plus.double().mean().item())
+
+
+@pytest.mark.parametrize("cls", [CDS, LODS], ids=["cds", "lods"])
+def test_perp_neg_is_rejected_where_no_reference_defines_it(cls, stub_prior):
+    with pytest.raises(UserError, match="Perp-Neg"):
+        cls(cls.Config(perp_neg=True), stub_prior)
+
+
 @pytest.mark.parametrize(
     "make",
     [
@@ -96,8 +205,9 @@ def test_perp_neg_sds_gradient_matches_a_hand_computation():
         lambda p, on: VDM(VDM.Config(perp_neg=on, cuda_graph=False), p),
         lambda p, on: ISM(ISM.Config(perp_neg=on), p),
         lambda p, on: SDSBridge(SDSBridge.Config(perp_neg=on), p),
+        lambda p, on: ASD(ASD.Config(perp_neg=on), p),
     ],
-    ids=["sds", "vdm", "ism", "sds_bridge"],
+    ids=["sds", "vdm", "ism", "sds_bridge", "asd"],
 )
 def test_perp_neg_costs_two_more_evaluations_per_view(make):
     B, nfe = 3, {}

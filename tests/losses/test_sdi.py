@@ -19,8 +19,9 @@ def cfg_eps(x, tau, prompts, scale):
     return e_u + scale * (e_y - e_u)
 
 
-def reference(prior, images, prompts, t_val, seed, *, eta=0.3, query="t", reduction="sum"):
-    """g of the official code (B views, one t), drawing u then ξ per hop from a generator seeded ``seed``."""
+def reference(prior, images, prompts, t_val, seed, *, eta=0.3, query="t", reduction="sum", guided=cfg_eps):
+    """g of the official code (B views, one t), drawing u then ξ per hop from a generator seeded ``seed``;
+    ``guided(x, τ, prompts, s)`` is the guided prediction (CFG, or Perp-Neg in test_perp_neg)."""
     B = images.shape[0]
     ac = prior.alphas_cumprod
     gen = torch.Generator().manual_seed(seed)
@@ -33,14 +34,14 @@ def reference(prior, images, prompts, t_val, seed, *, eta=0.3, query="t", reduct
     for i, tau in enumerate(taus):
         a = ac[max(tau, 0)]  # initial_alpha_cumprod = ᾱ_0 (set_alpha_to_one false)
         a_next = ac[taus[i + 1]] if i + 1 < len(taus) else ac[t_plus].view(-1, 1, 1, 1)
-        e = cfg_eps(x, tau, prompts, -7.5)
+        e = guided(x, tau, prompts, -7.5)
         x0 = (x - math.sqrt(1 - a) * e) / math.sqrt(a)
         x = a_next**0.5 * x0 + (1 - a_next) ** 0.5 * e
         variance = (1 - a) / (1 - a_next) * (1 - a_next / a)  # DDIMScheduler._get_variance(τ', τ)
         x = x + eta * variance**0.5 * torch.randn(x.shape, generator=gen, dtype=x.dtype)
     q = torch.full((B,), t_val) if query == "t" else t_plus
     a_q = ac[q].view(-1, 1, 1, 1)
-    x0 = (x - (1 - a_q).sqrt() * cfg_eps(x, q, prompts, 7.5)) / a_q.sqrt()
+    x0 = (x - (1 - a_q).sqrt() * guided(x, q, prompts, 7.5)) / a_q.sqrt()
     g = z - x0
     return (g / (z[0].numel() * B) if reduction == "mean" else g), len(taus), t_plus
 
