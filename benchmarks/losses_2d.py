@@ -10,7 +10,8 @@ Step schedules are compressed to the budget by their paper's ratio (:data:`SCHED
 overrides used are written to the result file.
 
 ``python -m benchmarks.losses_2d [--quick]``: ``--quick`` is a smoke run (2 steps, the first prompt) that
-writes nothing.
+writes nothing. On a machine with spare cores the grid can run in parts, one process each, then be
+merged: ``--losses sds,csd --part a`` (writes ``losses_2d.part-a.json`` and its images), ``--merge a,b``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from sdbench.io import save_grid
 PROMPTS = ("a red sphere", "a green cube", "a blue cone", "a yellow cylinder", "a purple torus", "an orange sphere")
 LOSSES = registered_losses()
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "images"
+RESULTS = Path(__file__).resolve().parent / "results"
 
 #: (scoped override key, fraction of the budget): each step count of a paper's schedule as the same
 #: fraction of this run (its step / the paper's run length).
@@ -63,7 +65,7 @@ def scaled_schedules(steps: int, losses=LOSSES) -> list[str]:
     return out
 
 
-def main(steps: int = 500, quick: bool = False) -> dict:
+def main(steps: int = 500, quick: bool = False, losses: tuple[str, ...] = LOSSES, part: str | None = None) -> dict:
     """The 2D grid (writes the result and the image), or with ``quick`` a 2-step smoke run on the first
     prompt that writes nothing."""
     from sdbench import trial
@@ -81,7 +83,7 @@ def main(steps: int = 500, quick: bool = False) -> dict:
     colours = torch.tensor([list(COLOURS).index(parse(p).colour) for p in prompts])
     results: dict = {"steps": steps, "prompts": list(prompts), "overrides": overrides, "losses": {}}
     rows = []
-    for loss in LOSSES:
+    for loss in losses:
         finals, start, last_logs = [], time.time(), []
         for i, prompt in enumerate(prompts):
             spec = trial.resolve(
@@ -115,7 +117,38 @@ def main(steps: int = 500, quick: bool = False) -> dict:
         print(json.dumps(results, indent=2))
         print("quick run: nothing written")
         return results
+    if part is not None:
+        torch.save(dict(zip(losses, rows)), RESULTS / f"losses_2d.part-{part}.pt")
+        save(f"losses_2d.part-{part}", results)
+        return results
     save_grid(torch.cat(rows), DOCS / "losses_2d.png", nrow=len(prompts), min_size=64)
+    save("losses_2d", results)
+    return results
+
+
+def merge(parts: list[str]) -> dict:
+    """Combine ``losses_2d.part-*.json`` files (same steps, prompts, overrides) into the result and the grid,
+    losses in :data:`LOSSES` order."""
+    payloads = [json.loads((RESULTS / f"losses_2d.part-{p}.json").read_text()) for p in parts]
+    loaded = [d["results"] for d in payloads]
+    first = loaded[0]
+    if any((d["steps"], d["prompts"], d["overrides"]) != (first["steps"], first["prompts"], first["overrides"]) for d in loaded):
+        raise SystemExit("parts differ in steps, prompts or overrides")
+    per_loss, images = {}, {}
+    for d in loaded:
+        per_loss.update(d["losses"])
+    for p in parts:
+        images.update(torch.load(RESULTS / f"losses_2d.part-{p}.pt"))
+    order = [loss for loss in LOSSES if loss in per_loss]
+    results = {k: first[k] for k in ("steps", "prompts", "overrides")}
+    results["losses"] = {loss: per_loss[loss] for loss in order}
+    results["parts"] = {p: {"measured_at": d["measured_at"]} for p, d in zip(parts, payloads)}
+    save_grid(
+        torch.cat([images[loss] for loss in order]),
+        DOCS / "losses_2d.png",
+        nrow=len(first["prompts"]),
+        min_size=64,
+    )
     save("losses_2d", results)
     return results
 
@@ -123,4 +156,11 @@ def main(steps: int = 500, quick: bool = False) -> dict:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 steps, the first prompt; writes nothing")
-    main(quick=ap.parse_args().quick)
+    ap.add_argument("--losses", default=",".join(LOSSES), help="comma list (default: every registered loss)")
+    ap.add_argument("--part", help="write losses_2d.part-PART.json instead of the result (run parts in parallel)")
+    ap.add_argument("--merge", help="comma list of parts to merge into the result and the grid")
+    a = ap.parse_args()
+    if a.merge:
+        merge(a.merge.split(","))
+    else:
+        main(quick=a.quick, losses=tuple(a.losses.split(",")), part=a.part)
