@@ -19,6 +19,7 @@ import torch
 
 from sdbench.cameras import Cameras
 from sdbench.errors import TrialFailed
+from sdbench.hardware import legacy_path
 from sdbench.priors.base import TextConditioning
 from sdbench.trial.checkpoint import save_checkpoint
 from sdbench.trial.state import TrialState
@@ -120,7 +121,17 @@ def optimise(
 
 
 def zero_nonfinite_grads(parameters: Iterable[torch.Tensor]) -> int:
-    """Set the NaN/inf entries of each parameter's ``.grad`` to 0; returns how many there were."""
+    """Set the NaN/inf entries of each parameter's ``.grad`` to 0; returns how many there were.
+
+    Fast path: one sum per gradient and one sync; a finite total proves every entry finite (a NaN/inf
+    entry makes its sum NaN/inf), and a non-finite total (also an overflow of finite values) falls back
+    to counting entry by entry, so the count is exact either way."""
+    parameters = list(parameters)
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return 0
+    if not legacy_path() and bool(torch.isfinite(torch.stack([g.sum(dtype=torch.float32) for g in grads]).sum())):
+        return 0
     count = 0
     for p in parameters:
         if p.grad is not None:
