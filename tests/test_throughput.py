@@ -61,3 +61,41 @@ def test_true_renders_are_memoised_per_object_cameras_and_size_and_handed_out_as
     monkeypatch.setenv("SDBENCH_LEGACY_PATH", "1")
     toy_metrics.true_render("cube", "red", cams, 16)
     assert len(calls) == 5  # the old path renders every time
+
+
+def test_a_group_of_trials_gives_the_same_metrics_on_the_new_and_the_old_path(tiny_pixel_checkpoint, tmp_path, monkeypatch):
+    """Equivalence: the same trials, one by one in one process, with today's path (the second 2D trial
+    of a prompt reuses the first one's true renders) and with ``SDBENCH_LEGACY_PATH=1``.
+
+    Tolerance: none (exact equality). The fast paths change no arithmetic that reaches a metric: the
+    cache hands back the very tensors ``render`` made, and the NaN/inf scan only reads gradients (it
+    zeroes the same entries on both paths). Same seed, same machine, CPU → bit-identical.
+    """
+    from sdbench import trial as T
+    from sdbench.budget import Budget
+    from sdbench.evaluation import toy_metrics
+
+    group = [("image", 0), ("image", 1), ("nerf", 0)]
+    runs = {}
+    for path in ("new", "old"):
+        monkeypatch.setenv("SDBENCH_LEGACY_PATH", "1" if path == "old" else "0")
+        monkeypatch.setattr(toy_metrics, "_TRUTHS", type(toy_metrics._TRUTHS)())
+        for rep, seed in group:
+            cfg = T.TrialConfig(
+                prompt="a red cube",
+                representation=rep,
+                prior=str(tiny_pixel_checkpoint),
+                seed=seed,
+                budget=Budget("steps", 3),
+                eval_views=2,
+                turntable_frames=0,
+                metrics=("toy", "denoise"),
+            )
+            result = T.run_trial(T.resolve(cfg), tmp_path / path / f"{rep}-{seed}", progress=False)
+            runs[path, rep, seed] = result.metrics
+        if path == "new":
+            assert len(toy_metrics._TRUTHS) == 3  # one pose grid and front view for the prompt, NeRF's random views
+    for rep, seed in group:
+        new, old = runs["new", rep, seed], runs["old", rep, seed]
+        print(f"{rep} seed {seed}: {len(new)} metrics, identical: {new == old}")
+        assert "toy_iou" in new and new == old

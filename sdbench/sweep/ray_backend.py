@@ -95,6 +95,7 @@ def run_on_ray(
         k: os.environ[k]
         for k in (
             "SDBENCH_PLUGINS",
+            "SDBENCH_LEGACY_PATH",
             "PYTHONPATH",
             "SDBENCH_CACHE",
             "SDBENCH_SD21_PATH",
