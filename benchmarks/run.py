@@ -1,4 +1,6 @@
-"""Run the benchmarks: ``python -m benchmarks.run [name ...]`` (default: all).
+"""Run the benchmarks: ``python -m benchmarks.run [--quick] [name ...]`` (default: all).
+
+``--quick`` is passed to the benchmarks that take it (``step_profile``, ``throughput``): a smoke-scale run.
 
 Each benchmark writes ``benchmarks/results/<name>.json`` with the hardware it ran on.
 """
@@ -11,11 +13,25 @@ import time
 
 import torch
 
-BENCHMARKS = ("toy_world", "losses", "losses_2d", "gaussians", "nerf", "sweep", "gpu", "operator_gpu")
+QUICK = ("step_profile", "throughput")
+BENCHMARKS = (
+    "step_profile",
+    "throughput",
+    "toy_world",
+    "losses",
+    "losses_2d",
+    "gaussians",
+    "nerf",
+    "sweep",
+    "gpu",
+    "operator_gpu",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    names = (argv if argv is not None else sys.argv[1:]) or list(BENCHMARKS)
+    args = list(argv if argv is not None else sys.argv[1:])
+    quick = "--quick" in args
+    names = [a for a in args if a != "--quick"] or list(BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         print(f"error: unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}", file=sys.stderr)
@@ -24,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         start = time.time()
         print(f"== {name}")
-        importlib.import_module(f"benchmarks.{name}").main()
+        module = importlib.import_module(f"benchmarks.{name}")
+        module.main(quick=True) if quick and name in QUICK else module.main()
         print(f"== {name}: {time.time() - start:.0f} s")
     return 0
 

@@ -128,6 +128,11 @@ def sweep(
     budget: str | None = typer.Option(None, "--budget", help="steps:N, seconds:S or nfe:K, the same for every trial."),
     workers: int | None = typer.Option(None, "--workers", help="Concurrent trials (default: the CPUs Ray sees)."),
     address: str | None = typer.Option(None, "--address", help="Join an existing Ray cluster ('auto' or ray://host:port)."),
+    gpus_per_trial: float | None = typer.Option(
+        None,
+        "--gpus-per-trial",
+        help="GPU share of each trial, e.g. 0.25 packs 4 trials per GPU (default: the GPUs split over the workers).",
+    ),
     out: Path | None = typer.Option(None, "--out", help="Sweep directory (default runs/<prompts-file-name>)."),
     wandb: str = typer.Option("offline", "--wandb", help="offline (default), online, or disabled."),
     overrides: list[str] = typer.Option([], "--set", help="Override a config field for every trial."),
@@ -165,7 +170,9 @@ def sweep(
             overrides=tuple(overrides),
         )
     out = out or Path("runs") / prompts_file.stem
-    summary = run_sweep(cfg, out, workers=workers, address=address, wandb_mode=wandb, fid=not no_fid)
+    summary = run_sweep(
+        cfg, out, workers=workers, address=address, wandb_mode=wandb, fid=not no_fid, gpus_per_trial=gpus_per_trial
+    )
     _print_sweep(summary)
     if summary.failed:
         raise typer.Exit(1)

@@ -92,3 +92,10 @@ class PeakMemory:
         import resource
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def legacy_path() -> bool:
+    """``SDBENCH_LEGACY_PATH=1``: run trials the way sdbench did before the throughput work (no
+    in-process caches of evaluation truths, per-parameter NaN/inf scan). For ``benchmarks/throughput.py``
+    and the equivalence test only; results are the same either way (see ``tests/test_throughput.py``)."""
+    return os.environ.get("SDBENCH_LEGACY_PATH", "") == "1"

@@ -58,11 +58,12 @@ a cross-trial metric computed from saved views by :func:`~sdbench.evaluation.div
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, fields
 
 import torch
 
-from sdbench.cameras import CameraConfig
+from sdbench.cameras import CameraConfig, Cameras
 from sdbench.evaluation.appearance import colour_errors, detail_ratio, noise_level
 from sdbench.evaluation.base import EvalContext, Metric
 from sdbench.evaluation.pose import best_pose, pose_grid
@@ -105,7 +106,7 @@ class ToyGroundTruth(Metric):
     def compute(self, ctx: EvalContext) -> dict[str, float]:
         from sdbench.evaluation.toy import classify, load_evaluator
         from sdbench.world.grammar import parse
-        from sdbench.world.scenes import COLOURS, SHAPES, render
+        from sdbench.world.scenes import COLOURS, SHAPES
 
         p = parse(ctx.prompt)
         cams, out = ctx.random_views(self.cfg.views, self.cfg.cameras)
@@ -121,11 +122,11 @@ class ToyGroundTruth(Metric):
             "toy_acc": (shape_ok & colour_ok).float().mean().item(),
         }
         if ctx.representation.is_3d:
-            true_rgb, true_alpha = render(p.shape, p.colour, cams, res)
+            true_rgb, true_alpha = true_render(p.shape, p.colour, cams, res)
             mask = out.alpha.float().cpu() > 0.5
         else:
             front = ctx.cameras[0].to("cpu")
-            true_rgb, true_alpha = render(p.shape, p.colour, front, res)
+            true_rgb, true_alpha = true_render(p.shape, p.colour, front, res)
             rgb = ctx.views.rgb[:1].float().cpu()
             mask = (1 - rgb).amax(dim=1, keepdim=True) > self.cfg.background_threshold
         true_mask = true_alpha > 0.5
@@ -136,7 +137,7 @@ class ToyGroundTruth(Metric):
         true_own = true_mask
         if not ctx.representation.is_3d:  # v2: against the true object at the image's best-matching pose
             grid = pose_grid(self.cfg.pose_azimuths, self.cfg.pose_elevations, front.radius[0].item(), front.fovy[0].item())
-            grid_rgb, grid_alpha = render(p.shape, p.colour, grid, res)
+            grid_rgb, grid_alpha = true_render(p.shape, p.colour, grid, res)
             k, _ = best_pose(rgb[0], grid_rgb)
             true_rgb, true_alpha = grid_rgb[k : k + 1], grid_alpha[k : k + 1]
             true_own = (1 - true_rgb).amax(dim=1, keepdim=True) > self.cfg.background_threshold  # the image's rule
@@ -150,6 +151,30 @@ class ToyGroundTruth(Metric):
         # A metric that is undefined for this scene (NaN: e.g. no detail in the truth) is left out,
         # so result.json holds only numbers and "same seed, same metrics" compares like with like.
         return {k: v for k, v in metrics.items() if not math.isnan(v)}
+
+
+_TRUTHS: OrderedDict[tuple, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+TRUTH_CACHE_SIZE = 64
+"""True renders kept per process (a 120-pose grid at 32 px is 2 MB)."""
+
+
+def true_render(shape: str, colour: str, cameras: Cameras, res: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`sdbench.world.scenes.render` of the true object, memoised per (object, cameras, size) in
+    the process: the trials of a sweep worker share prompts, pose grid and (per seed) random views,
+    and a 2D image's 120-pose grid costs seconds to ray-march. Returns copies ``[V, 3, H, W]``, ``[V, 1, H, W]``."""
+    from sdbench.hardware import legacy_path
+    from sdbench.world.scenes import render
+
+    if legacy_path():
+        return render(shape, colour, cameras, res)
+    key = (shape, colour, res, *(getattr(cameras, f.name).cpu().numpy().tobytes() for f in fields(cameras)))
+    if key not in _TRUTHS:
+        _TRUTHS[key] = render(shape, colour, cameras, res)
+        while len(_TRUTHS) > TRUTH_CACHE_SIZE:
+            _TRUTHS.popitem(last=False)
+    _TRUTHS.move_to_end(key)
+    rgb, alpha = _TRUTHS[key]
+    return rgb.clone(), alpha.clone()
 
 
 def _iou(mask: torch.Tensor, true_mask: torch.Tensor) -> float:

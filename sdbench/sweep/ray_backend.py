@@ -40,6 +40,40 @@ def _ray_trial(config: dict[str, Any]) -> None:
     tune.report({"status": result.status, "error": error or "", **{f"metric/{k}": v for k, v in result.metrics.items()}})
 
 
+def check_gpus_per_trial(gpus_per_trial: float | None) -> None:
+    """``UserError`` unless ``gpus_per_trial`` is None, a fraction in (0, 1] or a whole number (Ray's rule)."""
+    if gpus_per_trial is None:
+        return
+    g = gpus_per_trial
+    if not g > 0 or g != g or (g > 1 and g != int(g)):
+        raise UserError(f"--gpus-per-trial must be a fraction in (0, 1] or a whole number of GPUs, got {g:g}")
+
+
+def trial_resources(
+    cpus: int, gpus: int, workers: int | None, trials: int, gpus_per_trial: float | None = None
+) -> tuple[int, dict[str, float]]:
+    """Concurrent trials and the resources Ray reserves for each, on a cluster of ``cpus`` CPUs and ``gpus`` GPUs.
+
+    Default: ``workers`` (or one per CPU) trials at once, the CPUs split evenly (at least one each) and
+    the GPUs too (``gpus / workers``). With ``gpus_per_trial`` (e.g. 0.25), each trial asks for that
+    share, so Ray packs ``1 / gpus_per_trial`` trials on one GPU; without ``workers``, the trials at
+    once are as many as the GPUs hold at that share (at most one per CPU). ``UserError`` when the
+    cluster has no GPU or less than one trial's share.
+    """
+    check_gpus_per_trial(gpus_per_trial)
+    if gpus_per_trial is not None:
+        if gpus_per_trial > gpus:
+            raise UserError(f"--gpus-per-trial {gpus_per_trial:g}: the Ray cluster has {gpus} GPU(s)")
+        workers = workers or min(cpus, int(gpus / gpus_per_trial + 1e-9))
+    workers = max(1, min(workers or cpus, trials))
+    per_trial: dict[str, float] = {"cpu": max(1, cpus // workers)}
+    if gpus_per_trial is not None:
+        per_trial["gpu"] = gpus_per_trial
+    elif gpus:
+        per_trial["gpu"] = gpus / workers
+    return workers, per_trial
+
+
 def run_on_ray(
     todo: list[tuple[str, Any]],
     out: Path,
@@ -48,6 +82,7 @@ def run_on_ray(
     wandb_mode: str,
     progress: bool,
     lock: SweepLock,
+    gpus_per_trial: float | None = None,
 ) -> None:
     """Run ``todo`` (id, spec) as Tune trials; ``lock`` (the sweep directory's) records the local Ray temp dir."""
     os.environ["RAY_CHDIR_TO_TRIAL_DIR"] = "0"
@@ -60,6 +95,7 @@ def run_on_ray(
         k: os.environ[k]
         for k in (
             "SDBENCH_PLUGINS",
+            "SDBENCH_LEGACY_PATH",
             "PYTHONPATH",
             "SDBENCH_CACHE",
             "SDBENCH_SD21_PATH",
@@ -88,10 +124,7 @@ def run_on_ray(
     try:
         resources = ray.cluster_resources()
         cpus, gpus = int(resources.get("CPU", 1)), int(resources.get("GPU", 0))
-        workers = min(workers or cpus, len(todo))
-        per_trial: dict[str, float] = {"cpu": max(1, cpus // workers)}
-        if gpus:
-            per_trial["gpu"] = gpus / workers
+        workers, per_trial = trial_resources(cpus, gpus, workers, len(todo), gpus_per_trial)
         base = {
             "threads": int(per_trial["cpu"]),
             "wandb": wandb_mode,

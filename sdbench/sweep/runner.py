@@ -15,7 +15,7 @@ from sdbench.sweep.definition import SweepConfig
 from sdbench.sweep.directory import check_sweep_file, trial_status
 from sdbench.sweep.driver import acquire
 from sdbench.sweep.plan import plan
-from sdbench.sweep.ray_backend import run_on_ray
+from sdbench.sweep.ray_backend import check_gpus_per_trial, run_on_ray
 
 
 @dataclass
@@ -37,14 +37,19 @@ def run_sweep(
     wandb_mode: str = "offline",
     progress: bool = True,
     fid: bool = True,
+    gpus_per_trial: float | None = None,
 ) -> SweepSummary:
-    """Run (or resume) a sweep into ``out`` and rebuild its report."""
+    """Run (or resume) a sweep into ``out`` and rebuild its report.
+
+    ``gpus_per_trial``: each trial's GPU share (0.25: Ray packs four trials per GPU); default, the
+    cluster's GPUs split evenly over the concurrent trials (:func:`~sdbench.sweep.ray_backend.trial_resources`)."""
     from sdbench.trial import check_writable
 
     if wandb_mode not in ("offline", "online", "disabled"):
         raise UserError(f"--wandb must be offline, online or disabled, got {wandb_mode!r}")
     if workers is not None and workers < 1:
         raise UserError(f"--workers must be at least 1, got {workers}")
+    check_gpus_per_trial(gpus_per_trial)
     grid = plan(cfg)
     if address is None:  # a local Ray: a prior that cannot be built here (missing weights) is bad input
         checked = set()
@@ -60,7 +65,7 @@ def run_sweep(
         todo = [(i, s) for i, s in grid if trial_status(out / "trials" / i) != "completed"]
         start = time.time()
         if todo:
-            run_on_ray(todo, out, workers, address, wandb_mode, progress, lock)
+            run_on_ray(todo, out, workers, address, wandb_mode, progress, lock, gpus_per_trial)
         from sdbench.report import build_report
 
         report = build_report(out, [i for i, _ in grid], fid=fid)

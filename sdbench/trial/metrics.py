@@ -17,6 +17,7 @@ from sdbench.results import TrialResult, load_result, write_result
 from sdbench.trial.checkpoint import CHECKPOINT_FILE
 from sdbench.trial.spec import TrialSpec, spec_from_config
 from sdbench.trial.state import TrialGenerators
+from sdbench.trial.timing import TIMER
 
 
 def evaluate(
@@ -56,7 +57,7 @@ def evaluate(
             if "all" not in wanted:
                 raise UserError(f"metric {name} cannot run on {t.prompt!r}: {reason}")
             continue
-        with torch.no_grad():
+        with torch.no_grad(), TIMER.section(f"eval:{name}"):
             values.update({k: float(v) for k, v in metric.compute(ctx).items()})
     if out_dir is not None:
         save_grid(views.rgb, out_dir / "views.png", nrow=min(len(cams), 8))
