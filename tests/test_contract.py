@@ -86,3 +86,26 @@ def test_every_plugin_is_documented_and_loads():
         for entry in reg.load_all():
             assert not entry.broken, (kind, entry.name, entry.error)
             assert entry.summary, f"{kind} {entry.name} has no one-line docstring"
+
+
+@pytest.fixture(scope="module")
+def toy_prior():
+    from sdbench.priors.toy import ToyPrior
+
+    return ToyPrior()
+
+
+@pytest.mark.parametrize("rep", REPRESENTATIONS)
+@pytest.mark.parametrize("loss", [name for name in LOSSES if not name.startswith("vdm_")])  # ablations: vdm's code
+def test_every_loss_runs_with_every_representation_on_the_toy_prior(toy_prior, loss, rep):
+    spec = trial.resolve(
+        trial.TrialConfig(prompt="a red cube", loss=loss, representation=rep, budget=Budget("steps", 2), batch_size=1),
+        ["rep.num_points=300"] if rep == "gaussians" else [],
+    )
+    state = trial.build(spec, toy_prior)
+    before = {n: p.detach().clone() for n, p in state.representation.named_parameters()}
+    nfe0 = toy_prior.nfe.forward
+    history = trial.optimise(state, progress=False)
+    assert history and toy_prior.nfe.forward > nfe0
+    assert any(not torch.equal(before[n], p.detach()) for n, p in state.representation.named_parameters() if n in before)
+    assert state.nonfinite_grad_steps == 0
