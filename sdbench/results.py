@@ -35,7 +35,7 @@ Status = Literal["completed", "failed"]
 HEADLINE_METRICS: dict[str, str] = {
     "toy_acc": "acc",
     "toy_colour_error": "col.err",
-    "toy_saturation_error": "sat.err",
+    "toy_chroma_error": "chroma",  # CIELAB (v2); the HSV saturation error is legacy
     "toy_background_error": "bg.err",
     "toy_iou": "iou",
     "clip_toy": "clip",
