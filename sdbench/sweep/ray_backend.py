@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -129,6 +130,7 @@ def run_on_ray(
     os.environ["RAY_CHDIR_TO_TRIAL_DIR"] = "0"
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")  # a retry is one line (attempts.jsonl), not a traceback
     import ray
     from ray import tune
 
@@ -229,12 +231,16 @@ def _first_line(e: BaseException) -> str:
 
 
 def _trial_error(trial: Any) -> str:
-    """The last line of a Tune trial's latest error trace (``ActorDiedError: ...``), at most 300 characters."""
+    """The last line of a Tune trial's latest error (``ray.exceptions.ActorUnavailableError: ...``), at most
+    300 characters: Tune appends each attempt's error to the trial's ``error.txt`` on the driver."""
+    text = ""
     try:
-        text = trial.get_error() or ""
+        if trial.error_file and Path(trial.error_file).is_file():
+            text = Path(trial.error_file).read_text(errors="replace").rsplit("Failure # ", 1)[-1]
+            text = text.split("\n", 1)[1] if "\n" in text else ""
     except Exception:  # noqa: BLE001 - a log line must not stop the sweep
         text = ""
-    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1][:300] if lines else "the attempt failed"
 
 
@@ -268,7 +274,9 @@ class _FetchCallback:
                 log_attempt(out, trial_id, "fetched", **where)
 
             def on_trial_recover(self, iteration, trials, trial, **info):  # noqa: ANN001
-                log_attempt(out, trial.config["trial"]["id"], "retry", error=_trial_error(trial))
+                error = _trial_error(trial)
+                log_attempt(out, trial.config["trial"]["id"], "retry", error=error)
+                print(f"retrying {trial.config['trial']['id']} (attempt {trial.num_failures + 1}): {error}", file=sys.stderr)
 
             def on_trial_error(self, iteration, trials, trial, **info):  # noqa: ANN001
                 log_attempt(out, trial.config["trial"]["id"], "error", error=_trial_error(trial))
