@@ -219,7 +219,7 @@ def _checkpoints(fs: Any, trial_path: str) -> list[str]:
 
 def recover(storage: Storage, trial_id: str, dest: Path, wandb_root: Path) -> bool:
     """Fetch the trial ``trial_id`` from the storage if a complete copy of it is there (its driver died
-    before fetching it); True if it was. Incomplete copies are left for :func:`discard`."""
+    before fetching it); True if it was. An incomplete copy is not fetched (:func:`discard` removes it)."""
     fs, exp = storage.filesystem()
     for path in reversed(_checkpoints(fs, f"{exp}/{trial_id}")):
         try:
