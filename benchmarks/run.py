@@ -11,7 +11,7 @@ import time
 
 import torch
 
-BENCHMARKS = ("toy_world", "losses", "losses_2d", "gaussians", "nerf", "sweep", "gpu", "operator_gpu")
+BENCHMARKS = ("toy_world", "losses", "losses_2d", "gaussians", "nerf", "sweep", "cluster", "gpu", "operator_gpu")
 
 
 def main(argv: list[str] | None = None) -> int:

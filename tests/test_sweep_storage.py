@@ -70,6 +70,16 @@ def test_fetch_refuses_a_copy_cut_short_and_keeps_what_was_there(tmp_path, damag
     assert [p.name for p in dest.parent.iterdir()] == ["t1"]
 
 
+def test_tidy_finishes_what_a_fetch_cut_short_left(tmp_path):
+    trials = tmp_path / "trials"
+    for name in ("a", ".incoming-a", ".old-a", ".old-b", "c"):
+        (trials / name).mkdir(parents=True)
+        (trials / name / "result.json").write_text(name)
+    storage.tidy(trials)
+    assert sorted(p.name for p in trials.iterdir()) == ["a", "b", "c"]
+    assert (trials / "a" / "result.json").read_text() == "a" and (trials / "b" / "result.json").read_text() == ".old-b"
+
+
 def test_resolve_defaults_to_out_ray_and_refuses_bad_storage(tmp_path):
     out = tmp_path / "sweep"
     assert storage.resolve(None, out) == storage.Storage(str(out / "ray"), "tune")

@@ -68,6 +68,7 @@ def run_sweep(
     lock = acquire(out)  # one driver per directory; a dead driver's leftovers are ended here
     try:
         check_sweep_file(out, cfg)
+        storage_mod.tidy(out / "trials")
         todo = []
         for i, s in grid:
             if trial_status(out / "trials" / i) == "completed":

@@ -210,6 +210,23 @@ def fetch(fs: Any, path: str, dest: Path, wandb_root: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def tidy(trials: Path) -> None:
+    """What a driver killed in the middle of :func:`fetch` left in ``OUT/trials``: a half-fetched
+    ``.incoming-<id>`` is removed; an ``.old-<id>`` whose replacement never arrived is put back."""
+    if not trials.is_dir():
+        return
+    for d in trials.iterdir():
+        if d.name.startswith(".incoming-"):
+            shutil.rmtree(d, ignore_errors=True)
+    for d in trials.iterdir():
+        if d.name.startswith(".old-"):
+            own = trials / d.name[len(".old-") :]
+            if own.exists():
+                shutil.rmtree(d, ignore_errors=True)
+            else:
+                d.rename(own)
+
+
 def _checkpoints(fs: Any, trial_path: str) -> list[str]:
     import pyarrow.fs
 
