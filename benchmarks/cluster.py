@@ -11,10 +11,11 @@ raylet, object store and worker processes. The driver is the real CLI in a subpr
 2. **steady**: a few toy trials (image, SDS, toy prior, 5 steps; prompts × seeds); trials per node
    from each ``result.json``'s ``hardware.node_id``; every trial's files in ``OUT/trials/<id>/`` on
    the driver's side (the workers wrote them into their own temp dirs: they came through the storage).
-3. **node loss**: more trials; as soon as one trial has finished and another runs on a worker node,
-   that node is removed (its raylet and workers SIGKILLed). Counted before and after: which trials
-   had finished (their ``finished_at``), which ran on the lost node, how often each trial was started,
-   retried and fetched (``OUT/attempts.jsonl``).
+3. **node loss**: the same grid at 40 steps with a partial checkpoint every 10; as soon as one trial
+   has finished and another, on a worker node, has reported a partial checkpoint, that node is removed
+   (its raylet and workers SIGKILLed). Counted before and after: which trials had finished (their
+   ``finished_at``), which ran on the lost node and from which step it continued, how often each trial
+   was started, retried and fetched (``OUT/attempts.jsonl``).
 
 ``python -m benchmarks.cluster`` writes ``benchmarks/results/cluster.json``; tests/test_sweep_cluster.py
 runs :func:`measure` and checks the same runs.
@@ -174,14 +175,17 @@ def run_steady(cluster: Any, tmp: Path, prompts: Path, steps: int = 5, seeds: st
     }
 
 
-def run_node_loss(cluster: Any, tmp: Path, prompts: Path, steps: int = 40, seeds: str = "0,1") -> dict:
-    """Remove a worker node while one of its trials runs, after at least one trial has finished."""
+def run_node_loss(cluster: Any, tmp: Path, prompts: Path, steps: int = 40, seeds: str = "0,1", every: int = 10) -> dict:
+    """Remove a worker node while one of its trials runs (past its first partial checkpoint, every
+    ``every`` steps), after at least one trial has finished."""
     out = tmp / "node-loss"
     names = node_names(cluster)
     workers = {node.node_id: node for node in cluster.worker_nodes}
     start = time.perf_counter()
     driver = subprocess.Popen(
-        sweep_command(prompts, out, cluster.address, steps, seeds, "--wandb", "disabled"),
+        sweep_command(
+            prompts, out, cluster.address, steps, seeds, "--wandb", "disabled", "--set", f"trial.checkpoint_every={every}"
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -192,19 +196,22 @@ def run_node_loss(cluster: Any, tmp: Path, prompts: Path, steps: int = 40, seeds
     while victim is None and driver.poll() is None and time.time() < deadline:
         events = attempts(out)
         fetched = {e["trial"] for e in events if e["event"] == "fetched"}
-        running = [e for e in events if e["event"] == "running" and e["trial"] not in fetched and e["node"] in workers]
-        if fetched and running:
-            victim, victim_trial = running[-1]["node"], running[-1]["trial"]
+        latest = {e["trial"]: e for e in events if e["event"] in ("running", "checkpoint")}  # per trial, its last
+        candidates = [
+            e for e in latest.values() if e["event"] == "checkpoint" and e["trial"] not in fetched and e["node"] in workers
+        ]
+        if fetched and candidates:
+            victim, victim_trial, victim_step = candidates[0]["node"], candidates[0]["trial"], candidates[0]["step"]
             before = trials(out)
             removed_at = time.time()
             cluster.remove_node(workers[victim], allow_graceful=False)  # a crash: raylet and workers SIGKILLed
             removed_after = round(time.perf_counter() - start, 1)
         else:
-            time.sleep(0.2)
+            time.sleep(0.1)
     if victim is None:
         driver.send_signal(signal.SIGKILL)
         driver.wait()
-        raise RuntimeError("no moment with a finished trial and a running one on a worker node: nothing was removed")
+        raise RuntimeError("no moment with a finished trial and a checkpointed one on a worker node: nothing was removed")
     stdout, stderr = driver.communicate(timeout=900)
     after = trials(out)
     events = attempts(out)
@@ -224,6 +231,8 @@ def run_node_loss(cluster: Any, tmp: Path, prompts: Path, steps: int = 40, seeds
         "removed_node_id": victim,
         "removed_after_seconds": removed_after,
         "running_on_removed_node": victim_trial,
+        "its_last_partial_checkpoint_step": victim_step,
+        "it_continued_from_step": [e.get("from_step") for e in events if e["event"] == "running" and e["trial"] == victim_trial],
         "trials": len(after),
         "completed_before_removal": len(finished_before),
         "completed_after": sum(t["result"] is not None and t["result"]["status"] == "completed" for t in after.values()),

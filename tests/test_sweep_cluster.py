@@ -54,6 +54,9 @@ def test_a_sweep_on_a_three_node_cluster_survives_losing_a_node(tmp_path):
     assert loss["restarted_after_removal_among_finished"] == []  # nothing already finished was redone
     assert loss["fetched"] == {name: 1 for name in loss["attempts_started"]} and len(loss["fetched"]) == n
     assert loss["retries"].get(victim, 0) >= 1 and loss["attempts_running"][victim] >= 2
+    # the retry continued from the partial checkpoint that had reached the storage, not from step 0
+    steps = loss["it_continued_from_step"]
+    assert steps[0] == 0 and steps[-1] >= loss["its_last_partial_checkpoint_step"] > 0, steps
     assert loss["victim_trial_final_node"] not in (loss["removed_node"], "?")
     assert all(count == 1 for name, count in loss["attempts_running"].items() if name not in loss["retries"])
     out = Path(loss["out"])

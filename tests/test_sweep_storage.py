@@ -157,3 +157,39 @@ def test_a_storage_the_workers_cannot_read_is_refused_before_anything_runs(tmp_p
     assert not (out / "trials").exists()
     assert not any(p.name.startswith(".write-test") for p in out.iterdir())
     assert os.path.getsize(out / ".sweep.lock") == 0  # the lock was released
+
+
+def test_a_trial_continues_from_its_partial_checkpoint_in_the_storage(tmp_path):
+    """The driver died mid-trial (``trial.checkpoint_every``): the next run continues that trial from the
+    last partial checkpoint that reached the storage, and ends where an uninterrupted run ends."""
+    from sdbench import trial as T
+    from sdbench.budget import Budget
+    from sdbench.sweep import SweepConfig, plan, run_sweep
+    from sdbench.sweep.ray_backend import ATTEMPTS_FILE
+
+    overrides = ("trial.checkpoint_every=3", "trial.threads=1")
+    cfg = SweepConfig(
+        prompts=("a red cube",), losses=("sds",), representations=("image",), budget=Budget("steps", 6), overrides=overrides
+    )
+    ((trial_id, spec),) = plan(cfg)
+    out = tmp_path / "sweep"
+
+    def killed_at_3(state):
+        if state.step == 3:
+            raise KeyboardInterrupt  # stands in for the worker dying (run_trial records an Exception as failed)
+
+    partial = out / "ray" / "tune" / trial_id / "checkpoint_000000"
+    with pytest.raises(KeyboardInterrupt):
+        T.run_trial(spec, tmp_path / "worker", progress=False, on_step=killed_at_3)
+    partial.mkdir(parents=True)
+    (tmp_path / "worker" / "checkpoint.pt").rename(partial / "checkpoint.pt")
+    (partial / storage.PROGRESS_FILE).write_text('{"step": 3}')
+    summary = run_sweep(cfg, out, workers=1, wandb_mode="disabled", progress=False, fid=False)
+    assert (summary.total, summary.completed, summary.skipped) == (1, 1, 0)
+    running = [json.loads(line) for line in (out / ATTEMPTS_FILE).read_text().splitlines()]
+    assert [e["from_step"] for e in running if e["event"] == "running"] == [3]
+    assert [e["step"] for e in running if e["event"] == "checkpoint"] == [6]  # the worker reports its own
+    clean = T.run_trial(spec, tmp_path / "clean", progress=False)
+    resumed = json.loads((out / "trials" / trial_id / "result.json").read_text())
+    assert resumed["metrics"] == clean.metrics and resumed["cost"]["steps"] == 6
+    assert not (out / "ray" / "tune" / f"{trial_id}{storage.RESUME_SUFFIX}").exists()  # used, then removed

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sdbench.errors import UserError
-from sdbench.results import load_result, write_result
+from sdbench.results import RESULT_FILE, load_result, write_result
 from sdbench.sweep import storage
 from sdbench.sweep.directory import trial_status
 from sdbench.sweep.driver import SweepLock, ray_temp_dir
@@ -61,18 +61,27 @@ def _ray_trial(config: dict[str, Any]) -> None:
     if reason is not None:
         where = storage.Storage(config["storage"], config["experiment"])
         raise StorageUnreachable(storage.unreachable_message(where, node, host, reason))
-    if tune.get_checkpoint() is not None:  # it finished and was reported before its worker was lost: nothing to run
-        tune.report({"phase": "done", "node_id": node, "host": host})
-        return
-    tune.report({"phase": "running", "node_id": node, "host": host})
     torch.set_num_threads(config["threads"])
     spec = T.spec_from_config(config["config"])
     stage = Path(tempfile.mkdtemp(prefix="sdbench-trial-"))
     try:
         trial_dir = stage / config["id"]
+        from_step = 0
+        restored = tune.get_checkpoint()  # Tune retries this trial: its last reported checkpoint
+        if restored is not None:
+            with restored.as_directory() as d:
+                if (Path(d) / RESULT_FILE).is_file():  # it finished and was reported before its worker was lost
+                    tune.report({"phase": "done", "node_id": node, "host": host})
+                    return
+                shutil.copytree(d, trial_dir)
+                from_step = storage.take_progress(trial_dir)
+        elif config.get("resume"):  # a partial checkpoint from the sweep's previous run (its driver died)
+            from_step = storage.fetch_partial(config["storage"], config["experiment"], config["resume"], trial_dir)
+        tune.report({"phase": "running", "node_id": node, "host": host, "from_step": from_step})
+        on_step = _partial_reporter(spec, trial_dir, stage / "partial", node, host)
         error = None
         try:
-            result = T.run_trial(spec, trial_dir, progress=False)
+            result = T.run_trial(spec, trial_dir, progress=False, on_step=on_step)
         except TrialFailed as e:  # recorded in the trial's result.json
             error = str(e)
             result = load_result(trial_dir)
@@ -90,6 +99,30 @@ def _ray_trial(config: dict[str, Any]) -> None:
         )
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def _partial_reporter(spec: Any, trial_dir: Path, partial: Path, node: str, host: str):
+    """With ``trial.checkpoint_every``: an ``on_step`` that reports each resumable ``checkpoint.pt`` the
+    loop writes to Tune as a partial checkpoint (a retried attempt continues from it); else None."""
+    from ray import tune
+
+    from sdbench.trial.checkpoint import CHECKPOINT_FILE
+
+    every = spec.trial.checkpoint_every
+    if not every:
+        return None
+
+    def on_step(state: Any) -> None:
+        if state.step % every or not (trial_dir / CHECKPOINT_FILE).is_file():
+            return
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir()
+        shutil.copy2(trial_dir / CHECKPOINT_FILE, partial / CHECKPOINT_FILE)
+        (partial / storage.PROGRESS_FILE).write_text(json.dumps({"step": state.step}))
+        metrics = {"phase": "checkpoint", "step": state.step, "node_id": node, "host": host}
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(partial)))
+
+    return on_step
 
 
 def _per_trial_resources(workers: int) -> dict[str, float]:
@@ -119,6 +152,7 @@ def run_on_ray(
     lock: SweepLock,
     store: storage.Storage | None = None,
     retries: int = DEFAULT_RETRIES,
+    resume: dict[str, str | None] | None = None,
 ) -> None:
     """Run ``todo`` (id, spec) as Tune trials and fetch each finished one into ``out/trials/<id>``.
 
@@ -126,6 +160,7 @@ def run_on_ray(
     storage, every node must read it back first (else ``UserError``, before anything runs).
     ``retries``: how many times Tune runs a trial again after an attempt died (its node lost, its
     process killed); a trial that fails by itself (NaN, an exception) is recorded and not retried.
+    ``resume``: trial id → a partial checkpoint on the storage to continue from (``stash_partial``).
     ``lock`` (the sweep directory's) records the local Ray temp dir."""
     os.environ["RAY_CHDIR_TO_TRIAL_DIR"] = "0"
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -178,7 +213,9 @@ def run_on_ray(
             "experiment": store.experiment,
             "token": token,
         }
-        param_space = {"trial": tune.grid_search([{**base, "id": i, "config": s.config_dict()} for i, s in todo])}
+        resume = resume or {}
+        points = [{**base, "id": i, "config": s.config_dict(), "resume": resume.get(i)} for i, s in todo]
+        param_space = {"trial": tune.grid_search(points)}
 
         def trainable(config: dict[str, Any]) -> None:
             _ray_trial(config["trial"])
@@ -198,6 +235,7 @@ def run_on_ray(
                 name=store.experiment,
                 storage_path=store.uri,
                 failure_config=tune.FailureConfig(max_failures=retries),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # the last partial one, then the trial's files
                 verbose=0,
                 callbacks=callbacks,
             ),
@@ -255,8 +293,12 @@ class _FetchCallback:
                 log_attempt(out, trial.config["trial"]["id"], "start")
 
             def on_trial_result(self, iteration, trials, trial, result, **info):  # noqa: ANN001
-                if result.get("phase") == "running":
-                    log_attempt(out, trial.config["trial"]["id"], "running", node=result["node_id"], host=result["host"])
+                trial_id, phase = trial.config["trial"]["id"], result.get("phase")
+                if phase == "running":
+                    where = {"node": result["node_id"], "host": result["host"]}
+                    log_attempt(out, trial_id, "running", **where, from_step=result.get("from_step", 0))
+                elif phase == "checkpoint":
+                    log_attempt(out, trial_id, "checkpoint", node=result["node_id"], host=result["host"], step=result["step"])
 
             def on_trial_complete(self, iteration, trials, trial, **info):  # noqa: ANN001
                 trial_id = trial.config["trial"]["id"]

@@ -69,19 +69,24 @@ def run_sweep(
     try:
         check_sweep_file(out, cfg)
         storage_mod.tidy(out / "trials")
-        todo = []
+        todo, resume = [], {}
         for i, s in grid:
             if trial_status(out / "trials" / i) == "completed":
                 continue
             if storage_mod.recover(store, i, out / "trials" / i, out / "wandb"):  # finished, never fetched
                 log_attempt(out, i, "recovered")
                 if trial_status(out / "trials" / i) == "completed":
+                    storage_mod.discard(store, i, resume=True)
                     continue
+            resume[i] = storage_mod.stash_partial(store, i)  # a partial checkpoint to continue from
             storage_mod.discard(store, i)
             todo.append((i, s))
         start = time.time()
         if todo:
-            run_on_ray(todo, out, workers, address, wandb_mode, progress, lock, store, retries)
+            run_on_ray(todo, out, workers, address, wandb_mode, progress, lock, store, retries, resume)
+            for i, _ in todo:
+                if trial_status(out / "trials" / i) == "completed":
+                    storage_mod.discard(store, i, resume=True)
         from sdbench.report import build_report
 
         report = build_report(out, [i for i, _ in grid], fid=fid)

@@ -17,7 +17,10 @@ Each trial checks the token again when it starts (a node that joined the cluster
 
 Tune's trial directories in the storage are named by sdbench trial id, so a trial whose files reached
 the storage but not the sweep directory (the driver was killed in between) is recovered from there by
-the next run (:func:`recover`) instead of being run again.
+the next run (:func:`recover`) instead of being run again. A trial with ``trial.checkpoint_every``
+also reports each resumable ``checkpoint.pt`` as a partial checkpoint: an attempt Tune retries (its
+node lost) continues from the last one, and so does the trial in the next run when the driver died
+(:func:`stash_partial` keeps it as ``<trial id>.resume``).
 """
 
 from __future__ import annotations
@@ -37,6 +40,10 @@ MARKER_FILE = "sdbench-storage-check"
 """In the storage's experiment directory: the token of the driver that runs the sweep now."""
 MANIFEST_FILE = ".sdbench-files.json"
 """In a trial's checkpoint: every file the worker wrote and its size (removed once fetched)."""
+PROGRESS_FILE = "sdbench-progress.json"
+"""In a partial checkpoint (a trial with ``trial.checkpoint_every``, still running): the step it holds."""
+RESUME_SUFFIX = ".resume"
+"""``<experiment>/<trial id>.resume``: the partial checkpoint a trial continues from in the next run."""
 
 
 @dataclass(frozen=True)
@@ -167,6 +174,28 @@ def seal(trial_dir: Path) -> None:
     (trial_dir / MANIFEST_FILE).write_text(json.dumps({"files": files}, sort_keys=True))
 
 
+def fetch_partial(uri: str, experiment: str, path: str, trial_dir: Path) -> int:
+    """On a node: bring the partial checkpoint at ``path`` on the storage into ``trial_dir`` (its
+    ``checkpoint.pt``, which ``run_trial`` continues from); returns its step."""
+    import pyarrow.fs
+
+    fs, _ = Storage(uri, experiment).filesystem()
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    pyarrow.fs.copy_files(path, str(trial_dir), source_filesystem=fs, destination_filesystem=pyarrow.fs.LocalFileSystem())
+    return take_progress(trial_dir)
+
+
+def take_progress(trial_dir: Path) -> int:
+    """The step of the partial checkpoint copied into ``trial_dir`` (its progress file is removed)."""
+    progress = trial_dir / PROGRESS_FILE
+    try:
+        return int(json.loads(progress.read_text())["step"])
+    except (OSError, ValueError, KeyError):
+        return 0
+    finally:
+        progress.unlink(missing_ok=True)
+
+
 # ---------------------------------------------------------------- driver side
 def fetch(fs: Any, path: str, dest: Path, wandb_root: Path) -> None:
     """Bring a trial's reported directory (``path`` on ``fs``) to ``dest`` (``OUT/trials/<id>``), replacing
@@ -239,6 +268,8 @@ def recover(storage: Storage, trial_id: str, dest: Path, wandb_root: Path) -> bo
     before fetching it); True if it was. An incomplete copy is not fetched (:func:`discard` removes it)."""
     fs, exp = storage.filesystem()
     for path in reversed(_checkpoints(fs, f"{exp}/{trial_id}")):
+        if not _is_file(fs, f"{path}/{MANIFEST_FILE}"):  # a partial checkpoint, or a copy cut short
+            continue
         try:
             fetch(fs, path, dest, wandb_root)
             return True
@@ -247,10 +278,46 @@ def recover(storage: Storage, trial_id: str, dest: Path, wandb_root: Path) -> bo
     return False
 
 
-def discard(storage: Storage, trial_id: str) -> None:
-    """Remove what earlier attempts left of ``trial_id`` in the storage (it is about to run again)."""
-    fs, exp = storage.filesystem()
+def _is_file(fs: Any, path: str) -> bool:
+    import pyarrow.fs
+
+    return fs.get_file_info(path).type == pyarrow.fs.FileType.File
+
+
+def _move_dir(fs: Any, source: str, dest: str) -> None:
+    """A directory renamed on ``fs``; copied and deleted where the filesystem cannot (S3 moves files only)."""
+    import pyarrow.fs
+
     try:
-        fs.delete_dir(f"{exp}/{trial_id}")
-    except (FileNotFoundError, OSError):
-        pass
+        fs.move(source, dest)
+    except (OSError, NotImplementedError):
+        pyarrow.fs.copy_files(source, dest, source_filesystem=fs, destination_filesystem=fs)
+        fs.delete_dir(source)
+
+
+def stash_partial(storage: Storage, trial_id: str) -> str | None:
+    """Keep the newest partial checkpoint of ``trial_id`` (a resumable ``checkpoint.pt`` and its step)
+    as ``<trial id>.resume`` for the coming run, replacing an older one; returns the path on the storage
+    of the partial checkpoint the trial can continue from, if any."""
+    fs, exp = storage.filesystem()
+    stash = f"{exp}/{trial_id}{RESUME_SUFFIX}"
+    for path in reversed(_checkpoints(fs, f"{exp}/{trial_id}")):
+        if _is_file(fs, f"{path}/{PROGRESS_FILE}") and _is_file(fs, f"{path}/checkpoint.pt"):
+            try:
+                fs.delete_dir(stash)
+            except (FileNotFoundError, OSError):
+                pass
+            _move_dir(fs, path, stash)
+            break
+    return stash if _is_file(fs, f"{stash}/{PROGRESS_FILE}") else None
+
+
+def discard(storage: Storage, trial_id: str, resume: bool = False) -> None:
+    """Remove what earlier attempts left of ``trial_id`` in the storage (it is about to run again);
+    ``resume``: also its ``.resume`` partial checkpoint (it is done)."""
+    fs, exp = storage.filesystem()
+    for path in [f"{exp}/{trial_id}", *([f"{exp}/{trial_id}{RESUME_SUFFIX}"] if resume else [])]:
+        try:
+            fs.delete_dir(path)
+        except (FileNotFoundError, OSError):
+            pass
