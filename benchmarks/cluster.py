@@ -197,8 +197,10 @@ def run_node_loss(cluster: Any, tmp: Path, prompts: Path, steps: int = 40, seeds
         events = attempts(out)
         fetched = {e["trial"] for e in events if e["event"] == "fetched"}
         latest = {e["trial"]: e for e in events if e["event"] in ("running", "checkpoint")}  # per trial, its last
-        candidates = [
-            e for e in latest.values() if e["event"] == "checkpoint" and e["trial"] not in fetched and e["node"] in workers
+        candidates = [  # mid-way: past a partial checkpoint, with at least one more to go (not about to finish)
+            e
+            for e in latest.values()
+            if e["event"] == "checkpoint" and e["step"] <= steps - every and e["trial"] not in fetched and e["node"] in workers
         ]
         if fetched and candidates:
             victim, victim_trial, victim_step = candidates[0]["node"], candidates[0]["trial"], candidates[0]["step"]
