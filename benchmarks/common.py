@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import time
@@ -32,7 +33,7 @@ def save(name: str, results: dict[str, Any], device: str = "cpu") -> Path:
     payload = {
         "benchmark": name,
         "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "hardware": hardware(torch.device(device)),
+        "hardware": dataclasses.asdict(hardware(torch.device(device))),
         "versions": versions(),
         "results": results,
     }

@@ -107,14 +107,13 @@ def test_probe_reads_the_token_back(tmp_path):
 def test_trial_resources_fit_on_one_node(monkeypatch):
     import ray
 
-    from sdbench.sweep.ray_backend import _per_trial_resources
+    from sdbench.sweep.ray_backend import fit_one_node
 
     nodes = [{"Alive": True, "Resources": {"CPU": 4.0, "GPU": 1.0}} for _ in range(2)]
     nodes.append({"Alive": True, "Resources": {}})  # a head with 0 CPUs
     monkeypatch.setattr(ray, "nodes", lambda: nodes)
-    assert _per_trial_resources(1) == {"cpu": 4, "gpu": 1}  # not 8 CPUs and 2 GPUs: no node has them
-    assert _per_trial_resources(2) == {"cpu": 4, "gpu": 1}
-    assert _per_trial_resources(4) == {"cpu": 2, "gpu": 0.5}
+    assert fit_one_node({"cpu": 8, "gpu": 2.0}) == {"cpu": 4, "gpu": 1}  # 1 worker: no node has 8 CPUs and 2 GPUs
+    assert fit_one_node({"cpu": 2, "gpu": 0.5}) == {"cpu": 2, "gpu": 0.5}  # what fits is kept
 
 
 def test_a_trial_that_reached_the_storage_is_recovered_not_rerun(tmp_path):

@@ -125,21 +125,18 @@ def _partial_reporter(spec: Any, trial_dir: Path, partial: Path, node: str, host
     return on_step
 
 
-def _per_trial_resources(workers: int) -> dict[str, float]:
-    """An equal share of the cluster's CPUs and GPUs per concurrent trial, capped at what one node has
-    (a trial runs on one node: more than the largest node holds could never be scheduled)."""
+def fit_one_node(per_trial: dict[str, float]) -> dict[str, float]:
+    """A trial's resources capped at what the largest live node holds: a trial runs on one node, so a
+    share of the whole cluster above that (1 worker on 2 nodes × 4 CPUs: 8 CPUs) could never start."""
     import ray
 
     nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
-    cpus = int(sum(r.get("CPU", 0) for r in nodes)) or 1
-    gpus = int(sum(r.get("GPU", 0) for r in nodes))
     node_cpus = int(max((r.get("CPU", 0) for r in nodes), default=1)) or 1
     node_gpus = int(max((r.get("GPU", 0) for r in nodes), default=0))
-    per_trial: dict[str, float] = {"cpu": max(1, min(cpus // workers, node_cpus))}
-    if gpus:
-        share = gpus / workers
-        per_trial["gpu"] = min(int(share), node_gpus) if share >= 1 else share
-    return per_trial
+    fitted = {**per_trial, "cpu": max(1, min(int(per_trial["cpu"]), node_cpus))}
+    if fitted.get("gpu", 0) > 1:
+        fitted["gpu"] = min(int(fitted["gpu"]), node_gpus)
+    return fitted
 
 
 def run_on_ray(
@@ -203,8 +200,13 @@ def run_on_ray(
         token = storage.write_marker(store)
         if address or not store.is_local_path:  # several nodes, or a storage a worker may resolve elsewhere
             storage.check_nodes(store, token)
-        workers = min(workers or int(ray.cluster_resources().get("CPU", 1)), len(todo))
-        per_trial = _per_trial_resources(workers)
+        resources = ray.cluster_resources()
+        cpus, gpus = int(resources.get("CPU", 1)), int(resources.get("GPU", 0))
+        workers = min(workers or cpus, len(todo))
+        per_trial: dict[str, float] = {"cpu": max(1, cpus // workers)}
+        if gpus:
+            per_trial["gpu"] = gpus / workers
+        per_trial = fit_one_node(per_trial)
         base = {
             "threads": int(per_trial["cpu"]),
             "wandb": wandb_mode,
