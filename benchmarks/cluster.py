@@ -168,6 +168,8 @@ def run_steady(cluster: Any, tmp: Path, prompts: Path, steps: int = 5, seeds: st
         "out": str(out),
         "exit_code": proc.returncode,
         "stderr_tail": proc.stderr[-2000:],
+        "failed_lines": [line for line in proc.stdout.splitlines() if line.startswith("failed ")],
+        "attempt_problems": [e for e in attempts(out) if e["event"] in ("retry", "error")],
         "seconds": round(time.perf_counter() - start, 1),
         "trials": len(found),
         "trials_per_node": per_node(found, node_names(cluster)),

@@ -90,7 +90,10 @@ def _ray_trial(config: dict[str, Any]) -> None:
             result = T.new_result(spec, error=error)
             write_result(trial_dir, result)
         if config.get("wandb", "disabled") != "disabled":
-            log_wandb({**config, "wandb_dir": str(trial_dir)}, spec, trial_dir, result)
+            home = stage / "wandb-home"
+            log_wandb({**config, "wandb_dir": str(home)}, spec, trial_dir, result)
+            for run in sorted((home / "wandb").glob("*run-*")):  # a snapshot: W&B's service may still append to its logs
+                shutil.copytree(run, trial_dir / "wandb" / run.name, symlinks=False, ignore_dangling_symlinks=True)
         storage.seal(trial_dir)
         metrics = {f"metric/{k}": v for k, v in result.metrics.items()}
         tune.report(
@@ -254,15 +257,19 @@ def run_on_ray(
                 except (RuntimeError, OSError):
                     pass
             if r.error is not None and trial_status(trial_dir) == "missing":  # died without a result (OOM, lost nodes)
-                from sdbench.trial import new_result, spec_from_config
-
-                error = f"{type(r.error).__name__}: {_first_line(r.error)}"
-                write_result(trial_dir, new_result(spec_from_config(cfg["config"]), error=error, started=False))
+                _record_failure(trial_dir, cfg["config"], f"{type(r.error).__name__}: {_first_line(r.error)}")
         if bar is not None:
             bar.close()
     finally:
         ray.shutdown()
         lock.record(ray_temp=None)
+
+
+def _record_failure(trial_dir: Path, config: dict[str, Any], error: str) -> None:
+    """A ``failed`` result for a trial that has no result of its own (it never ran to the end here)."""
+    from sdbench.trial import new_result, spec_from_config
+
+    write_result(trial_dir, new_result(spec_from_config(config), error=error, started=False))
 
 
 def _first_line(e: BaseException) -> str:
@@ -307,13 +314,14 @@ class _FetchCallback:
                 result = trial.last_result or {}
                 where = {"node": result.get("node_id"), "host": result.get("host")}
                 checkpoint = trial.checkpoint
-                if checkpoint is None:
-                    log_attempt(out, trial_id, "error", error="the trial reported no files", **where)
-                    return
                 try:
+                    if checkpoint is None:
+                        raise RuntimeError("the trial reported none")
                     storage.fetch(checkpoint.filesystem, checkpoint.path, out / "trials" / trial_id, out / "wandb")
-                except (RuntimeError, OSError) as e:
-                    log_attempt(out, trial_id, "error", error=f"its files did not reach the sweep directory: {e}", **where)
+                except (RuntimeError, OSError) as e:  # recorded as failed: the next run runs it again
+                    error = f"its files did not reach the sweep directory: {e}"
+                    log_attempt(out, trial_id, "error", error=error, **where)
+                    _record_failure(out / "trials" / trial_id, trial.config["trial"]["config"], error)
                     return
                 log_attempt(out, trial_id, "fetched", **where)
 
