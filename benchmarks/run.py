@@ -23,6 +23,7 @@ BENCHMARKS = (
     "gaussians",
     "nerf",
     "sweep",
+    "cluster",
     "gpu",
     "operator_gpu",
 )

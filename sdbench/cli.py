@@ -134,6 +134,15 @@ def sweep(
         help="GPU share of each trial, e.g. 0.25 packs 4 trials per GPU (default: the GPUs split over the workers).",
     ),
     out: Path | None = typer.Option(None, "--out", help="Sweep directory (default runs/<prompts-file-name>)."),
+    storage: str | None = typer.Option(
+        None,
+        "--storage",
+        help="Where trials' files travel from the nodes to --out: a path every node mounts, or a URI such as "
+        "s3://bucket/prefix (default OUT/ray; checked from every node before a cluster sweep runs).",
+    ),
+    retries: int = typer.Option(
+        3, "--retries", help="Times a trial whose attempt died (its node lost, its process killed) is run again."
+    ),
     wandb: str = typer.Option("offline", "--wandb", help="offline (default), online, or disabled."),
     overrides: list[str] = typer.Option([], "--set", help="Override a config field for every trial."),
     no_fid: bool = typer.Option(False, "--no-fid", help="Skip the per-group 3D-FID in the report."),
@@ -171,7 +180,15 @@ def sweep(
         )
     out = out or Path("runs") / prompts_file.stem
     summary = run_sweep(
-        cfg, out, workers=workers, address=address, wandb_mode=wandb, fid=not no_fid, gpus_per_trial=gpus_per_trial
+        cfg,
+        out,
+        workers=workers,
+        address=address,
+        wandb_mode=wandb,
+        fid=not no_fid,
+        gpus_per_trial=gpus_per_trial,
+        storage=storage,
+        retries=retries,
     )
     _print_sweep(summary)
     if summary.failed:

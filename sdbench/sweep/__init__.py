@@ -11,13 +11,20 @@ and ``report.html`` are rebuilt from the trial directories (never appended to), 
 duplicates or half rows.
 
 Ray layer (it only adapts): a function trainable turns Tune's config into a :class:`TrialSpec`,
-runs the trial with ``threads`` CPU threads (and a GPU fraction when there are GPUs), logs it to W&B
-(offline by default), and reports its status and metrics.
+runs the trial with ``threads`` CPU threads (and a GPU fraction when there are GPUs) into a directory
+local to its node, logs it to W&B (offline by default), and reports its status, metrics and that
+directory as the trial's checkpoint. Tune copies the checkpoint to the sweep's storage (``--storage``:
+a path every node mounts or an object-store URI; default ``OUT/ray``) and the driver fetches it into
+``OUT/trials/<id>/``, so workers need not share the driver's disk; on a cluster every node must read
+the storage, checked before any trial runs. A trial whose attempt dies (its node lost) is run again,
+up to ``--retries`` times (Tune's ``FailureConfig(max_failures=...)``, default 3); each trial is
+fetched once, and ``OUT/attempts.jsonl`` logs every attempt, retry and fetch.
 
 The package, one job per module: :mod:`~sdbench.sweep.definition` (prompts files, TOML definitions),
 :mod:`~sdbench.sweep.plan` (grid → trial ids and specs), :mod:`~sdbench.sweep.directory` (``sweep.json``,
 trial statuses), :mod:`~sdbench.sweep.driver` (the lock: one driver per directory, stale leftovers),
-:mod:`~sdbench.sweep.ray_backend` (the Tune trainable), :mod:`~sdbench.sweep.wandb_log` and
+:mod:`~sdbench.sweep.ray_backend` (the Tune trainable), :mod:`~sdbench.sweep.storage` (how trial
+files reach the sweep directory), :mod:`~sdbench.sweep.wandb_log` and
 :mod:`~sdbench.sweep.runner` (``run_sweep``).
 """
 
