@@ -192,3 +192,19 @@ def test_a_trial_continues_from_its_partial_checkpoint_in_the_storage(tmp_path):
     resumed = json.loads((out / "trials" / trial_id / "result.json").read_text())
     assert resumed["metrics"] == clean.metrics and resumed["cost"]["steps"] == 6
     assert not (out / "ray" / "tune" / f"{trial_id}{storage.RESUME_SUFFIX}").exists()  # used, then removed
+
+
+def test_trial_dirs_of_dead_workers_are_cleared_from_the_node(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    import tempfile
+
+    from sdbench.sweep.ray_backend import _clear_stale_stages
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / f"sdbench-trial-{dead.stdout.strip()}-abc").mkdir()  # its worker was killed mid-trial
+    (tmp_path / f"sdbench-trial-{os.getpid()}-def").mkdir()  # a trial running now
+    (tmp_path / "sdbench-trial-other").mkdir()  # not ours to judge
+    _clear_stale_stages()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"sdbench-trial-{os.getpid()}-def", "sdbench-trial-other"]

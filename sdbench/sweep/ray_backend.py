@@ -63,7 +63,8 @@ def _ray_trial(config: dict[str, Any]) -> None:
         raise StorageUnreachable(storage.unreachable_message(where, node, host, reason))
     torch.set_num_threads(config["threads"])
     spec = T.spec_from_config(config["config"])
-    stage = Path(tempfile.mkdtemp(prefix="sdbench-trial-"))
+    _clear_stale_stages()
+    stage = Path(tempfile.mkdtemp(prefix=f"sdbench-trial-{os.getpid()}-"))
     try:
         trial_dir = stage / config["id"]
         from_step = 0
@@ -102,6 +103,17 @@ def _ray_trial(config: dict[str, Any]) -> None:
         )
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def _clear_stale_stages() -> None:
+    """Remove the node-local trial directories of worker processes that died mid-trial (node loss,
+    a killed driver's workers): ``sdbench-trial-<pid>-*`` in the temp dir whose process is gone."""
+    import psutil
+
+    for d in Path(tempfile.gettempdir()).glob("sdbench-trial-*-*"):
+        pid = d.name.split("-")[2]
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def _partial_reporter(spec: Any, trial_dir: Path, partial: Path, node: str, host: str):
