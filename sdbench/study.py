@@ -127,7 +127,8 @@ def markdown(results: Sequence[Result], image_dir: Path, image_prefix: str) -> s
             parts.append(f"**{rep}**\n\n" + _table(["loss", "n", *(label for _, label in columns)], rows) + "\n")
             base = groups.get(key._replace(loss="sds"))
             if base and len(losses) > 1:
-                paired = [c for c in HEADLINE_METRICS if c in present]
+                # the v1 study reads the legacy HSV saturation error too (its tables were written with it)
+                paired = [c for c in (*HEADLINE_METRICS, "toy_saturation_error") if c in present]
                 prow = [
                     [loss] + [_paired(groups[key._replace(loss=loss)], base, c) for c in paired]
                     for loss in losses

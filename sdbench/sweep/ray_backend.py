@@ -200,8 +200,14 @@ def run_on_ray(
     retries: int = DEFAULT_RETRIES,
     resume: dict[str, str | None] | None = None,
     gpus_per_trial: float | None = None,
+    grid_size: int | None = None,
 ) -> None:
     """Run ``todo`` (id, spec) as Tune trials and fetch each finished one into ``out/trials/<id>``.
+
+    ``grid_size``: the whole grid's number of trials; a trial's share of the CPUs (its torch threads) is
+    computed from it, not from how many trials are left, so a resumed sweep runs each trial with the
+    same threads as an uninterrupted one (a different thread count changes float reductions, and so
+    the metrics in their last digits).
 
     ``store``: where Tune keeps the trials (default ``out/ray``); on a cluster, or with a non-local
     storage, every node must read it back first (else ``UserError``, before anything runs).
@@ -253,7 +259,7 @@ def run_on_ray(
             storage.check_nodes(store, token)
         resources = ray.cluster_resources()
         cpus, gpus = int(resources.get("CPU", 1)), int(resources.get("GPU", 0))
-        workers, per_trial = trial_resources(cpus, gpus, workers, len(todo), gpus_per_trial)
+        workers, per_trial = trial_resources(cpus, gpus, workers, grid_size or len(todo), gpus_per_trial)
         per_trial = fit_one_node(per_trial)
         base = {
             "threads": int(per_trial["cpu"]),

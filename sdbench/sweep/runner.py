@@ -87,7 +87,7 @@ def run_sweep(
             todo.append((i, s))
         start = time.time()
         if todo:
-            run_on_ray(todo, out, workers, address, wandb_mode, progress, lock, store, retries, resume, gpus_per_trial)
+            run_on_ray(todo, out, workers, address, wandb_mode, progress, lock, store, retries, resume, gpus_per_trial, len(grid))
             for i, _ in todo:
                 if trial_status(out / "trials" / i) == "completed":
                     storage_mod.discard(store, i, resume=True)
