@@ -166,11 +166,12 @@ def composite_sparse(
     excl = csum - log1m.double()
     T = torch.exp(excl - excl.index_select(0, start)).to(alpha.dtype)
     weights = alpha * T
-    colors = proj.colors.reshape(-1, 3).index_select(0, g)
-    rgb = torch.zeros(pixels, 3, device=device, dtype=weights.dtype).index_add(0, pix, weights[:, None] * colors)
+    k = proj.colors.shape[-1]  # 3 for RGB; any channel count composites the same way (RGB + depth: 4)
+    colors = proj.colors.reshape(-1, k).index_select(0, g)
+    rgb = torch.zeros(pixels, k, device=device, dtype=weights.dtype).index_add(0, pix, weights[:, None] * colors)
     acc = torch.zeros(pixels, device=device, dtype=weights.dtype).index_add(0, pix, weights)
     rgb = rgb + (1 - acc)[:, None] * background
-    return rgb.view(C, height, width, 3), acc.view(C, height, width, 1)
+    return rgb.view(C, height, width, k), acc.view(C, height, width, 1)
 
 
 def composite_dense(
@@ -288,8 +289,8 @@ def rasterize_surface(
 
     Returns ``rgb [C, H, W, 3] = Σ w c``, ``alpha [C, H, W, 1] = Σ w`` and ``depth [C, H, W, 1] = Σ w z``
     with ``z`` the camera-space depth of each Gaussian's centre (divide by ``alpha`` for the
-    expected depth): gsplat's ``render_mode="RGB+D"`` on CUDA; elsewhere :func:`composite_sparse`
-    run twice on the same projection, once with the colours and once with ``z`` as the colour.
+    expected depth): gsplat's ``render_mode="RGB+D"`` on CUDA; elsewhere one :func:`composite_sparse`
+    pass over the projection with ``z`` appended to the colours as a fourth channel.
     """
     if means.is_cuda:
         import gsplat
@@ -309,9 +310,7 @@ def rasterize_surface(
             render_mode="RGB+D",
         )
         return out[..., :3], alpha, out[..., 3:4]
-    black = torch.zeros(3, device=means.device, dtype=means.dtype)
     proj = project(means, quats, scales, sh, viewmats, Ks, width, height, sh_degree)
-    rgb, alpha = composite_sparse(proj, opacities, width, height, black)
-    as_colour = dataclasses.replace(proj, colors=proj.depths[..., None].expand(-1, -1, 3))
-    depth, _ = composite_sparse(as_colour, opacities, width, height, black)
-    return rgb, alpha, depth[..., :1]
+    rgbd = dataclasses.replace(proj, colors=torch.cat([proj.colors, proj.depths[..., None]], dim=-1))
+    out, alpha = composite_sparse(rgbd, opacities, width, height, torch.zeros(4, device=means.device, dtype=means.dtype))
+    return out[..., :3], alpha, out[..., 3:4]
