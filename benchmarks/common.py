@@ -31,8 +31,8 @@ def registered_losses() -> tuple[str, ...]:
     return tuple([n for n in FIRST if n in names] + sorted(set(names) - set(FIRST)))
 
 
-def timed(fn, repeats: int = 5, warmup: int = 1) -> float:
-    """Median wall seconds of ``fn()`` over ``repeats`` runs after ``warmup`` runs."""
+def run_times(fn, repeats: int = 5, warmup: int = 1) -> list[float]:
+    """Sorted wall seconds of ``fn()`` over ``repeats`` runs after ``warmup`` runs."""
     for _ in range(warmup):
         fn()
     times = []
@@ -40,7 +40,13 @@ def timed(fn, repeats: int = 5, warmup: int = 1) -> float:
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
-    return sorted(times)[len(times) // 2]
+    return sorted(times)
+
+
+def timed(fn, repeats: int = 5, warmup: int = 1) -> float:
+    """Median wall seconds of ``fn()`` over ``repeats`` runs after ``warmup`` runs."""
+    times = run_times(fn, repeats, warmup)
+    return times[len(times) // 2]
 
 
 def save(name: str, results: dict[str, Any], device: str = "cpu") -> Path:

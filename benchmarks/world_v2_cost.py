@@ -27,19 +27,12 @@ import time
 import torch
 import torch.nn.functional as F
 
-from benchmarks.common import save
+from benchmarks.common import run_times, save
 
 
 def timed(fn, repeats: int, warmup: int = 1) -> dict[str, float]:
     """Minimum and median wall seconds of ``fn()`` over ``repeats`` runs after ``warmup`` runs."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    times.sort()
+    times = run_times(fn, repeats, warmup)
     return {"min": round(times[0], 3), "median": round(times[len(times) // 2], 3)}
 
 
