@@ -93,9 +93,9 @@ def load_views(trial_dir: Path) -> Tensor:
 
 def toy_embed(images: Tensor) -> Tensor:
     """The toy evaluator's image embedding ``[B, D]`` of ``[B, 3, H, W]`` (v1 until the v2 evaluator lands)."""
-    from sdbench.evaluation.toy import load_evaluator
+    from sdbench.evaluation.toy import embed, load_evaluator
 
-    return load_evaluator("cpu").encode_images(images)
+    return embed(images, load_evaluator("cpu"))
 
 
 def toy_readout(images: Tensor) -> dict[str, Tensor]:
