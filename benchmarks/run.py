@@ -13,9 +13,10 @@ import time
 
 import torch
 
-QUICK = ("step_profile", "throughput")
+QUICK = ("step_profile", "throughput", "prior_cost")
 BENCHMARKS = (
     "step_profile",
+    "prior_cost",
     "throughput",
     "toy_world",
     "losses",

@@ -59,3 +59,16 @@ def test_losses_2d_compresses_every_schedule_into_the_budget():
     assert specs["cds"].t_next.to_step == specs["cds"].cfg_scale.to_step == specs["cds"].grad_clip.to_step == 500
     assert (specs["lods"].t_max.from_step, specs["ism"].anneal_steps, specs["csd"].omega2.to_step) == (200, 150, 250)
     assert specs["sds"] == type(specs["sds"])()  # a loss without schedules keeps its defaults
+
+
+def test_prior_cost_quick_reports_per_image_cost_and_kernel_paths():
+    from benchmarks import prior_cost
+
+    r = prior_cost.main(quick=True)
+    for world in ("v1", "v2"):
+        w = r["worlds"][world]
+        assert set(w["per_image_by_batch"]) == {"2", "8"}
+        assert set(w["batch2_paths"]) == {"float32", "bfloat16", "channels_last"}  # compile is skipped in quick mode
+        assert w["batch2_paths"]["float32"]["speedup_vs_float32"] == 1.0
+        assert all(v["min_ms"] > 0 for v in w["per_image_by_batch"].values())
+    assert r["worlds"]["v2"]["parameters"] > r["worlds"]["v1"]["parameters"]
