@@ -26,6 +26,7 @@ from sdbench import report_html as H
 from sdbench.budget import Budget
 from sdbench.io import atomic_write, slug, write_text
 from sdbench.results import HEADLINE_METRICS, GroupKey, TrialResult, group_key, load_results
+from sdbench.stats import mean_ci
 
 ID_FIELDS = ("trial", "prompt", "loss", "representation", "prior", "seed", "budget", "status", "error")
 COST_FIELDS = ("seconds", "steps", "nfe", "seconds_per_step", "peak_memory_mb", "nonfinite_grad_steps")
@@ -33,21 +34,6 @@ Result = tuple[Path, TrialResult]
 
 
 # ------------------------------------------------------------------ statistics
-def mean_ci(values: Sequence[float]) -> tuple[float, float, int]:
-    """Mean, 95 % confidence half-width (Student t, n − 1 dof; 0 for one value) and n of finite values."""
-    xs = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
-    n = len(xs)
-    if n == 0:
-        return float("nan"), float("nan"), 0
-    m = sum(xs) / n
-    if n == 1:
-        return m, 0.0, 1
-    from scipy.stats import t as student
-
-    sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (n - 1))
-    return m, float(student.ppf(0.975, n - 1)) * sd / math.sqrt(n), n
-
-
 def summarize(results: Sequence[Result]) -> tuple[list[str], dict[GroupKey, dict[str, tuple[float, float, int]]]]:
     """Per group: {column: (mean, ci, n)} over completed trials, for metrics and costs."""
     metric_names = sorted({m for _, r in results for m in r.metrics})
