@@ -16,20 +16,22 @@ over the seven pass comparisons are reported beside them.
 Writes ``benchmarks/results/controls.json`` and ``docs/images/control_{a_saturation,b_detail,c_janus,
 d_diversity}.png`` (``--quick``: ``controls_quick.json`` and the pictures in the work folder). Each
 trial and sample keeps its folder under ``--work`` (default ``runs/controls``): an interrupted run
-resumes, finished trials are not run again.
+resumes, finished trials are not run again. ``--only`` writes ``controls_<letters>.json`` instead; to
+split the run over processes, run the parts with ``--only``, then the plain command once: it reuses every
+finished trial and writes the whole ``controls.json`` (Holm over all seven comparisons).
 
 Needs the trained v2 prior (``--prior toy2``, the default) and v2 evaluator; a missing one stops the
 run before anything starts with one ``error:`` line. ``--prior PATH`` takes any local diffusers folder.
 
-**Cost of the full run** (2 × 30 + 30 prompts × 2 seeds image trials at CFG 7.5 and 100, 30 × 2 × 2
-3D-Gaussian trials, 11 × 8 × 2 image trials, 302 prior samples; 1000 steps each): estimated
-**≈ 25 h on one CPU core** (``--threads 1``, 2-core AMD EPYC shared with other jobs, load 3–6), from a
-measured short run of the same code on a random prior of the v2 architecture (it costs what the
-trained one costs): image SDS 0.165 s/step, 3D Gaussians 0.236 s/step, 1000 steps plus evaluation
-≈ 170 s and ≈ 245 s per trial, a 50-step DPM-Solver++ sample 8.3 s. By control: (a) 120 trials ≈ 5.7 h,
-(b) 60 ≈ 2.9 h, (c) 120 ≈ 8.2 h, (d) 176 ≈ 8.4 h, samples ≈ 0.7 h. Controls run independently
-(``--only``), so two processes on two cores finish in about half that; on one CUDA GPU the toy prior's
-steps are milliseconds and the run takes about an hour.
+**Cost of the full run** (1000 steps per SDS trial): 476 trials (image: 120 in (a), 60 in (b), 176 in (d);
+3D Gaussians: 120 in (c)) and 208 prior samples. Estimated **≈ 27 h on one CPU core** (``--threads 1``),
+from a short measured run of this script (``--quick --steps 50 --sample-steps 50``, one prompt, two seeds
+per control) on a prior and an evaluator of the v2 architectures with random weights, which cost what the
+trained ones cost: image SDS 0.17–0.23 s/step (median 0.19), 3D Gaussians 0.20–0.21 s/step, evaluation
+0.1–0.3 s per image trial and ≈ 3 s per 3D trial, a 50-step DPM-Solver++ sample with its evaluation 8–10 s; measured on this
+project's 2-core AMD EPYC shared with other jobs (load average 6–7). By control: (a) ≈ 6.5 h, (b) ≈ 3.4 h,
+(c) ≈ 7.1 h, (d) ≈ 9.5 h. The controls run independently (``--only``), so one process per core divides
+the wall time. Not measured on a GPU (none in the session that wrote this).
 """
 
 from __future__ import annotations
@@ -203,8 +205,9 @@ class Runner:
         with torch.no_grad():
             rep.logits.copy_(torch.logit(image.clamp(1e-6, 1 - 1e-6))[None])
         values, _ = evaluate(spec, self.prior, rep.to(self.prior.device), out, metrics)
-        record.write_text(json.dumps({"key": key, "metrics": values}, indent=2) + "\n")
-        self.seconds[arm] = self.seconds.get(arm, 0.0) + time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        record.write_text(json.dumps({"key": key, "metrics": values, "seconds": round(seconds, 2)}, indent=2) + "\n")
+        self.seconds[arm] = self.seconds.get(arm, 0.0) + seconds
         self._say(f"{arm} {prompt!r} seed {seed}: sampled")
         return out, values
 
@@ -527,7 +530,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         verdicts = [row["verdict"] for row in results["controls"][c]["comparisons"]]
         results["controls"][c]["passed"] = all(v == "reproduced" for v in verdicts)
     results["seconds"] = {"total": round(time.perf_counter() - start, 1), **{k: round(v, 1) for k, v in run.seconds.items()}}
-    name = "controls_quick" if plan.quick or changed else "controls"
+    name = "controls" if set(args.only) == set(CONTROLS) else "controls_" + "".join(sorted(args.only))
+    name += "_quick" if plan.quick or changed else ""
     if plan.quick or changed:
         from sdbench.io import write_json
 
