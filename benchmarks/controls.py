@@ -228,7 +228,7 @@ def comparison(
     r = cluster_bootstrap(clusters, resamples=resamples, null=null)
     return {
         **row,
-        **{k: r.to_dict()[k] for k in ("estimate", "low", "high", "p_value", "clusters", "observations", "resamples")},
+        **{k: r.to_dict()[k] for k in ("estimate", "low", "high", "p_value", "se", "clusters", "observations", "resamples")},
         "verdict": r.direction(expected),
         "detectable_effect": detectable_effect(clusters),
     }

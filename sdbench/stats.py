@@ -59,6 +59,8 @@ class BootstrapResult:
     """Upper end of the percentile interval."""
     p_value: float
     """Two-sided p-value of ``estimate == null`` from the bootstrap distribution (:func:`bootstrap_p_value`)."""
+    se: float
+    """Standard deviation of the bootstrap distribution: the standard error of the estimate."""
     null: float
     """The value the p-value and :meth:`excludes` test against."""
     confidence: float
@@ -92,10 +94,11 @@ class BootstrapResult:
         return asdict(self)
 
 
-def bootstrap_p_value(distribution: np.ndarray | Sequence[float], null: float = 0.0) -> float:
+def bootstrap_p_value(distribution: np.ndarray | Sequence[float], null: float = 0.0, plus_one: bool = False) -> float:
     """Two-sided p-value of ``null`` from a bootstrap distribution: twice the smaller share of resampled
     statistics on either side of ``null`` (ties count on both sides), capped at 1 and floored at
-    ``1 / len(distribution)`` (the resolution of the bootstrap: "p < 1/R" is reported as 1/R).
+    ``1 / len(distribution)`` (the resolution of the bootstrap: "p < 1/R" is reported as 1/R). With
+    ``plus_one`` each share is ``(1 + count) / (R + 1)`` instead (the convention of ``docs/claims.md``).
 
     It is the percentile interval read backwards: the equal-tailed (1 − α) interval excludes ``null``
     exactly when fewer than α/2 of the resamples fall on ``null``'s side, i.e. when p < α (up to the
@@ -103,6 +106,9 @@ def bootstrap_p_value(distribution: np.ndarray | Sequence[float], null: float = 
     d = np.asarray(distribution, dtype=float)
     if d.ndim != 1 or d.size == 0:
         raise ValueError(f"expected a non-empty 1-D bootstrap distribution, got shape {d.shape}")
+    if plus_one:
+        below, above = (1 + np.sum(d <= null)) / (d.size + 1), (1 + np.sum(d >= null)) / (d.size + 1)
+        return float(min(1.0, 2.0 * min(below, above)))
     below, above = np.mean(d <= null), np.mean(d >= null)
     return float(min(1.0, max(2.0 * min(below, above), 1.0 / d.size)))
 
@@ -121,6 +127,7 @@ def cluster_bootstrap(
     confidence: float = 0.95,
     seed: int = 0,
     null: float = 0.0,
+    plus_one: bool = False,
 ) -> BootstrapResult:
     """Prompt-cluster bootstrap of the mean.
 
@@ -132,6 +139,7 @@ def cluster_bootstrap(
         confidence: coverage of the percentile interval.
         seed: seed of the resampling generator (numpy PCG64): the same input gives the same interval.
         null: the value the p-value tests.
+        plus_one: the p-value's ``(1 + count) / (R + 1)`` convention (:func:`bootstrap_p_value`).
 
     Returns:
         the estimate (mean of the cluster means), the percentile interval of the resampled estimates
@@ -155,7 +163,8 @@ def cluster_bootstrap(
         estimate=float(means.mean()),
         low=float(low),
         high=float(high),
-        p_value=bootstrap_p_value(distribution, null),
+        p_value=bootstrap_p_value(distribution, null, plus_one),
+        se=float(distribution.std(ddof=1)) if resamples > 1 else math.nan,
         null=null,
         confidence=confidence,
         clusters=k,

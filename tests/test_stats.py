@@ -48,6 +48,7 @@ def test_the_cluster_bootstrap_is_wider_than_a_naive_seed_level_one_when_seeds_a
     # the cluster interval has the width of the normal interval over prompt means (sd ≈ 1, n = 30)
     means = np.array([np.mean(v) for v in clusters.values()])
     assert width == pytest.approx(2 * 1.96 * means.std(ddof=1) / math.sqrt(30), rel=0.1)
+    assert cluster.se == pytest.approx(means.std(ddof=1) / math.sqrt(30), rel=0.1)  # the bootstrap standard error
     # with independent seeds the two agree
     independent = correlated(prompts=30, seeds=4, prompt_sd=0.0, seed_sd=1.0)
     a = cluster_bootstrap(independent)
@@ -70,6 +71,8 @@ def test_the_p_value_comes_from_the_bootstrap_distribution():
     assert bootstrap_p_value([-2.0, -1.0, 1.0, 2.0]) == 1.0
     assert bootstrap_p_value([0.0, 0.0]) == 1.0  # ties count on both sides
     assert bootstrap_p_value([1.0, 2.0, 3.0], null=2.5) == pytest.approx(2 / 3)
+    assert bootstrap_p_value([-1.0, 1.0, 2.0, 3.0], plus_one=True) == pytest.approx(2 * 2 / 5)  # (1 + 1) / (4 + 1)
+    assert bootstrap_p_value([1.0, 2.0, 3.0, 4.0], plus_one=True) == pytest.approx(2 / 5)
     null_effect = cluster_bootstrap(correlated(30, 2, shift=0.0, seed=1))
     assert null_effect.p_value > 0.05 and not null_effect.excludes(0.0)
     assert null_effect.direction(+1) == "not reproduced"
