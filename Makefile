@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: demo test lint test-slow bench study install clean-venv
+.PHONY: demo test lint test-slow bench study controls install clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ STUDY_OUT ?= runs/toy-study
 study: $(STAMP)
 	status=0; $(BIN)/sdbench sweep sweeps/toy-study.toml --out $(STUDY_OUT) --wandb disabled || status=$$?; \
 	$(BIN)/sdbench report $(STUDY_OUT) --markdown docs/toy-study.md && exit $$status
+
+# The positive controls of toy world v2 (docs/controls.md): needs the trained v2 prior and evaluator;
+# resumable (trial folders in runs/controls); writes benchmarks/results/controls.json and docs/images/control_*.png.
+controls: $(STAMP)
+	$(BIN)/python -m benchmarks.controls
 
 clean-venv:
 	rm -rf $(VENV)

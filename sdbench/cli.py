@@ -344,6 +344,8 @@ def _print_result(result, out: Path) -> None:
         if getattr(result.cost, k) is not None:
             table.add_row(f"cost.{k}", f"{getattr(result.cost, k):.4g}")
     console.print(table)
+    for warning in result.warnings:
+        console.print(f"warning: {escape(warning)}")
     console.print(f"trial directory: {out.resolve()}")
     console.print(f"views:           {(out / 'views.png').resolve()}")
 

@@ -65,6 +65,21 @@ def write_text(path: Path, text: str) -> Path:
     return atomic_write(path, lambda f: f.write(text.encode()))
 
 
+def save_tensors(tensors: dict[str, Tensor], path: Path) -> Path:
+    """Write named tensors as a safetensors file (CPU, contiguous), atomically."""
+    from safetensors.torch import save
+
+    data = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
+    return atomic_write(path, lambda f: f.write(data))
+
+
+def load_tensors(path: Path) -> dict[str, Tensor]:
+    """Read a file written by :func:`save_tensors`."""
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
 def to_pil(image: Tensor, min_size: int = 0):
     """``[3, H, W]`` in [0, 1] → PIL image, upscaled (nearest) to at least ``min_size`` pixels high."""
     from PIL import Image as PILImage

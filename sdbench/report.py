@@ -2,6 +2,9 @@
 
 * ``results.csv``: one row per trial — identifying fields, status, every metric, every cost figure,
   and the trial's group 3D-FID (``fid``, with ``fid_features`` naming the feature space).
+* ``diversity.csv`` (when the sweep has ambiguous toy prompts, e.g. "a cube"): diversity across
+  seeds per (prior, loss, representation, budget, prompt), a group metric
+  (:func:`group_diversity`); also a section of ``report.html``.
 * ``report.html`` (opens offline; images and plots are embedded): per (prior, loss, representation,
   budget) the mean ± 95 % confidence half-width (Student t) over prompts and seeds of every metric and
   cost figure; metric-vs-cost plots (seconds and NFE); per prompt, each loss · representation's views
@@ -24,8 +27,10 @@ from typing import Any
 from sdbench import config as cfgutil
 from sdbench import report_html as H
 from sdbench.budget import Budget
+from sdbench.errors import UserError
 from sdbench.io import atomic_write, slug, write_text
 from sdbench.results import HEADLINE_METRICS, GroupKey, TrialResult, group_key, load_results
+from sdbench.stats import mean_ci
 
 ID_FIELDS = ("trial", "prompt", "loss", "representation", "prior", "seed", "budget", "status", "error")
 COST_FIELDS = ("seconds", "steps", "nfe", "seconds_per_step", "peak_memory_mb", "nonfinite_grad_steps")
@@ -33,21 +38,6 @@ Result = tuple[Path, TrialResult]
 
 
 # ------------------------------------------------------------------ statistics
-def mean_ci(values: Sequence[float]) -> tuple[float, float, int]:
-    """Mean, 95 % confidence half-width (Student t, n − 1 dof; 0 for one value) and n of finite values."""
-    xs = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
-    n = len(xs)
-    if n == 0:
-        return float("nan"), float("nan"), 0
-    m = sum(xs) / n
-    if n == 1:
-        return m, 0.0, 1
-    from scipy.stats import t as student
-
-    sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (n - 1))
-    return m, float(student.ppf(0.975, n - 1)) * sd / math.sqrt(n), n
-
-
 def summarize(results: Sequence[Result]) -> tuple[list[str], dict[GroupKey, dict[str, tuple[float, float, int]]]]:
     """Per group: {column: (mean, ci, n)} over completed trials, for metrics and costs."""
     metric_names = sorted({m for _, r in results for m in r.metrics})
@@ -110,6 +100,85 @@ def group_fid(results: Sequence[Result], refs_per_prompt: int = 8) -> dict[Group
                     shutil.copy(v, real / f"{slug(prompt, 48)}-{v.name}")
             values[key] = (F.fid(fake, real, features), features)
     return values
+
+
+# ------------------------------------------------------------------ diversity
+DiversityKey = tuple[GroupKey, str]
+
+
+def group_diversity(results: Sequence[Result]) -> tuple[dict[DiversityKey, dict[str, float]], str]:
+    """Diversity across seeds (:func:`~sdbench.evaluation.diversity.diversity_of`) of every group's
+    ambiguous toy prompts (world v2 prompts that leave the colour or shape open), from the v2 read-outs
+    the trials kept (metric ``toy2``).
+
+    Returns:
+        ``{(group, prompt): {"diversity_distance": ..., "diversity_entropy_<attribute>": ..., "seeds": S}}``
+        for every (group, prompt) with at least two completed trials, and a note saying once what was
+        left out and why ("" when nothing was): trials without a kept read-out (the v2 evaluator was
+        missing when they were evaluated) are never replaced by another evaluator's.
+    """
+    from sdbench.evaluation.diversity import diversity_of, has_readout
+    from sdbench.world.grammar import parse
+
+    def ambiguous(prompt: str) -> bool:
+        try:
+            return parse(prompt, "v2").ambiguous
+        except ValueError:
+            return False
+
+    sets: dict[DiversityKey, list[Path]] = defaultdict(list)
+    for d, r in results:
+        if r.completed and ambiguous(r.prompt):
+            sets[(group_key(r), r.prompt)].append(d)
+    values: dict[DiversityKey, dict[str, float]] = {}
+    no_readout, refused = 0, []
+    for key, dirs in sorted(sets.items()):
+        if len(dirs) < 2:
+            continue
+        if not all(has_readout(d) for d in dirs):
+            no_readout += 1
+            continue
+        try:
+            values[key] = diversity_of(dirs)
+        except UserError as e:
+            refused.append(f"{key[1]!r} ({key[0].loss} · {key[0].representation}): {e}")
+    notes = []
+    if no_readout:
+        notes.append(
+            f"Diversity left out for {no_readout} (group, ambiguous prompt) set{'s' * (no_readout > 1)}: "
+            "trials without the v2 evaluator's read-out (it was missing when they were evaluated; train it, "
+            "then 'sdbench eval' the trials)."
+        )
+    if refused:
+        notes.append("Diversity not computed for " + "; ".join(refused) + ".")
+    return values, " ".join(notes)
+
+
+def write_diversity_csv(values: dict[DiversityKey, dict[str, float]], path: Path) -> Path:
+    columns = sorted({c for v in values.values() for c in v} - {"seeds"})
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["prior", "loss", "representation", "budget", "prompt", "seeds", *columns])
+    for (g, prompt), v in sorted(values.items()):
+        writer.writerow([*g, prompt, int(v["seeds"]), *(v.get(c, "") for c in columns)])
+    return write_text(path, buf.getvalue())
+
+
+def _diversity_section(values: dict[DiversityKey, dict[str, float]], note: str) -> str:
+    if not values and not note:
+        return ""
+    columns = sorted({c for v in values.values() for c in v} - {"seeds"})
+    body = [
+        [*(H.text(x) for x in g), H.text(prompt), H.number(v["seeds"]), *(H.number(v.get(c, math.nan)) for c in columns)]
+        for (g, prompt), v in sorted(values.items())
+    ]
+    table = H.table(["prior", "loss", "representation", "budget", "prompt", "seeds", *map(H.header_label, columns)], body)
+    note_html = f"<p class='note'>{html.escape(note)}</p>" if note else ""
+    return f"""<h2 id="diversity">Diversity across seeds (ambiguous prompts)</h2>
+<p class="note">Per loss · representation and prompt: mean pairwise cosine distance of the v2 evaluator's
+embeddings across seeds (view by view) and the normalised entropy of each read-out across seeds;
+0 when every seed gives the same result.</p>
+{note_html}{table if values else ""}"""
 
 
 # ----------------------------------------------------------------------- files
@@ -188,7 +257,12 @@ def _views(d: Path) -> list[Path]:
 
 
 def write_report(
-    results: Sequence[Result], path: Path, title: str = "sdbench report", fids: dict | None = None, notes: str = ""
+    results: Sequence[Result],
+    path: Path,
+    title: str = "sdbench report",
+    fids: dict | None = None,
+    notes: str = "",
+    diversity: tuple[dict[DiversityKey, dict[str, float]], str] | None = None,
 ) -> Path:
     columns, table = summarize(results)
     metric_cols = [c for c in columns if not c.startswith("cost.")]
@@ -253,6 +327,7 @@ def write_report(
         prompt_sections.append(f"<h3 id='prompt-{k}'>{html.escape(prompt)}</h3>\n{H.table(head, body)}")
     toc = "".join(f"<a href='#prompt-{k}'>{html.escape(p)}</a>" for k, p in enumerate(sorted(by_prompt)))
 
+    div_html = _diversity_section(*diversity) if diversity else ""
     failed = [(d.name, r.error or "") for d, r in results if not r.completed]
     failed_html = (
         "<h2 id='failed'>Failed trials</h2><ul class='failed'>"
@@ -265,7 +340,8 @@ def write_report(
 Cells: mean ± 95 % confidence half-width (Student t) over prompts and seeds, rounded to the digits the
 half-width supports. Click a column header to sort. {notes}</p>
 <nav class="toc"><a href="#quality">quality</a><a href="#cost">cost</a><a href="#plots">metrics against cost</a>
-<a href="#prompts">per prompt</a>{"<a href='#failed'>failed trials</a>" if failed else ""}</nav>
+<a href="#prompts">per prompt</a>{"<a href='#diversity'>diversity</a>" if div_html else ""}\
+{"<a href='#failed'>failed trials</a>" if failed else ""}</nav>
 <h2 id="quality">Quality per loss · representation</h2>
 {same_note}{quality}
 <h2 id="cost">Cost per loss · representation</h2>
@@ -277,6 +353,7 @@ half-width supports. Click a column header to sort. {notes}</p>
 enlarged without smoothing) and its metrics over that prompt's seeds.</p>
 <nav class="toc">{toc}</nav>
 {"".join(prompt_sections)}
+{div_html}
 {failed_html}"""
     return atomic_write(path, lambda f: f.write(H.page(title, body).encode()))
 
@@ -295,6 +372,9 @@ def build_report(out: Path, ids: Sequence[str] | None = None, fid: bool = True) 
     results = load_results(dirs)
     fids = group_fid(results) if fid and results else {}
     write_results_csv(results, out / "results.csv", fids)
+    diversity = group_diversity(results)
+    if diversity[0]:
+        write_diversity_csv(diversity[0], out / "diversity.csv")
     sweep = json.loads((out / "sweep.json").read_text()).get("sweep", {}) if (out / "sweep.json").is_file() else {}
     notes = ""
     if "budget" in sweep:
@@ -302,4 +382,6 @@ def build_report(out: Path, ids: Sequence[str] | None = None, fid: bool = True) 
     elif "groups" in sweep:
         budgets = sorted({cfgutil.from_dict(Budget, g["budget"]).label for g in sweep["groups"]})
         notes = html.escape(f"{len(sweep['groups'])} groups; budgets {', '.join(budgets)} (a row's budget is in its name).")
-    return write_report(results, out / "report.html", title=f"sdbench sweep: {out.name}", fids=fids, notes=notes)
+    return write_report(
+        results, out / "report.html", title=f"sdbench sweep: {out.name}", fids=fids, notes=notes, diversity=diversity
+    )

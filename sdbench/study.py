@@ -23,8 +23,9 @@ from pathlib import Path
 
 import torch
 
-from sdbench.report import Result, mean_ci
+from sdbench.report import Result
 from sdbench.results import HEADLINE_METRICS, GroupKey, TrialResult, group_key, load_results
+from sdbench.stats import mean_ci
 
 START, END = "<!-- sdbench:tables -->", "<!-- /sdbench:tables -->"
 COLUMNS = (

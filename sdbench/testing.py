@@ -3,7 +3,8 @@
 ``tiny_checkpoint(dir)`` writes a Stable-Diffusion-layout folder (model_index.json, unet,
 scheduler, text_encoder, tokenizer and, with ``latent=True``, a VAE) whose networks are random
 and small enough to run in milliseconds. Each component is seeded on its own, as in diffusers'
-own tests, so the folder is the same for the same seed.
+own tests, so the folder is the same for the same seed. ``tiny_evaluator(dir)`` does the same for
+the toy evaluator (an open_clip folder).
 """
 
 from __future__ import annotations
@@ -89,6 +90,27 @@ def tiny_checkpoint(
         index["_class_name"] = "StableDiffusionPipeline"
         (root / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
     return root
+
+
+def tiny_evaluator(root: Path, world: str = "v2", resolution: int = 32, seed: int = 0) -> Path:
+    """Write a tiny random toy evaluator to ``root`` (an open_clip ``local-dir:`` folder laid out like the
+    shipped one, with the toy tokenizer of ``world``); returns ``root``. Its read-outs are random but
+    well-formed: for wiring tests, not for numbers."""
+    import json
+
+    import open_clip
+
+    from sdbench.world import train_evaluator
+
+    tokenizer = toy_models.build_tokenizer(world)
+    cfg = json.loads(json.dumps(train_evaluator.EVALUATOR_CONFIG["model_cfg"]))
+    cfg["embed_dim"] = 16
+    cfg["vision_cfg"].update(image_size=resolution, patch_size=8, width=32, layers=1, head_width=16)
+    cfg["text_cfg"].update(vocab_size=len(tokenizer), width=32, heads=2, layers=1)
+    torch.manual_seed(seed)
+    model = open_clip.CLIP(**cfg)
+    train_evaluator.save(model, cfg, tokenizer, Path(root))
+    return Path(root)
 
 
 def sd_alphas_cumprod(num_train_timesteps: int = 1000, beta_start: float = 0.00085, beta_end: float = 0.012) -> torch.Tensor:

@@ -43,3 +43,20 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None):
     return subprocess.run(
         [sys.executable, "-m", "sdbench.cli", *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=600
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_evaluator_v2_dir(tmp_path_factory) -> Path:
+    """A tiny random v2 toy evaluator folder (open_clip ``local-dir:``)."""
+    from sdbench.testing import tiny_evaluator
+
+    return tiny_evaluator(tmp_path_factory.mktemp("tiny-evaluator-v2"))
+
+
+@pytest.fixture()
+def evaluator_v2(tiny_evaluator_v2_dir, monkeypatch) -> Path:
+    """The tiny random v2 evaluator in place of the shipped one (``sdbench.evaluation.toy.EVALUATOR_V2_DIR``)."""
+    from sdbench.evaluation import toy
+
+    monkeypatch.setattr(toy, "EVALUATOR_V2_DIR", tiny_evaluator_v2_dir)
+    return tiny_evaluator_v2_dir

@@ -2,7 +2,7 @@
 (deferred imports inside functions included) closes a cycle.
 
 Layers, bottom up (``LAYERS``): the foundations (errors, config, budget, cameras, io, hardware, registry,
-results), world; priors, representations (and ``sdbench.testing``, which builds priors for tests);
+results, stats), world; priors, representations (and ``sdbench.testing``, which builds priors for tests);
 losses, evaluation; trial; sweep, report (and its HTML), study, export; cli. A new top-level module or package must be added
 here, which is the point: its place is a decision, not an accident.
 """
@@ -17,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent / "sdbench"
 
 LAYERS: dict[str, int] = {
-    **dict.fromkeys(("", "errors", "config", "budget", "cameras", "io", "hardware", "registry", "results"), 0),
+    **dict.fromkeys(("", "errors", "config", "budget", "cameras", "io", "hardware", "registry", "results", "stats"), 0),
     "world": 1,
     **dict.fromkeys(("priors", "representations", "testing"), 2),
     **dict.fromkeys(("losses", "evaluation"), 3),

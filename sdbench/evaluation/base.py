@@ -24,6 +24,9 @@ class EvalContext:
         cameras: the ``V`` evaluation cameras (an orbit).
         views: renders at ``cameras``: ``rgb [V, 3, H, W]``, ``alpha [V, 1, H, W]``.
         seed: the trial's seed (metrics draw their randomness from it).
+        files: tensors a metric asks the trial to keep beside ``result.json``, by file name
+            (``{"readout_v2.safetensors": {"embedding": ...}}``); written as safetensors when the
+            evaluation has a trial directory, else dropped.
     """
 
     prompt: str
@@ -32,6 +35,7 @@ class EvalContext:
     cameras: Cameras
     views: RenderOutput
     seed: int
+    files: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
     _random: dict[Any, tuple[Cameras, RenderOutput]] = field(default_factory=dict, repr=False)
 
     def random_views(self, n: int, cameras: CameraConfig = CameraConfig()) -> tuple[Cameras, RenderOutput]:
@@ -47,6 +51,12 @@ class EvalContext:
         return self._random[key]
 
 
+class Notice(str):
+    """A reason a metric does not apply that the user should hear (its weights are missing), unlike
+    one that is expected (a prompt from another world). Under ``metrics=("all",)`` the trial records
+    it among its warnings, once; other reasons skip the metric silently."""
+
+
 class Metric(abc.ABC):
     """Base class of metrics."""
 
@@ -57,7 +67,8 @@ class Metric(abc.ABC):
         self.cfg = cfg
 
     def applies(self, ctx: EvalContext) -> str | None:
-        """None if the metric can be computed for this trial, else the reason it cannot."""
+        """None if the metric can be computed for this trial, else the reason it cannot (a
+        :class:`Notice` when the trial should record it)."""
         return None
 
     @abc.abstractmethod

@@ -12,7 +12,9 @@ open, ``"a red object"`` with the shape left open), from the evaluator's outputs
   cube, a blue sphere and a green torus).
 
 Identical seeds score exactly 0 on both. This is a cross-trial metric: :func:`diversity_of` reads
-the saved views (``views/*.png``) of finished trials, for the report and study layers.
+finished trials, for the report and study layers: the v2 evaluator's read-out each trial kept
+(:data:`READOUT_FILE`, written by the ``toy2`` metric, :mod:`sdbench.evaluation.toy_readout`), or
+else its saved views (``views/*.png``) through an evaluator.
 """
 
 from __future__ import annotations
@@ -25,6 +27,12 @@ import torch
 from torch import Tensor
 
 from sdbench.errors import UserError
+
+READOUT_FILE = "readout_v2.safetensors"
+"""A trial's v2 evaluator read-out of its evaluation views: ``embedding [V, D]`` (unit norm) and
+``probs.<attribute> [V, K]`` for shape, colour, pattern and marking (``toy2`` metric)."""
+DIVERSITY_ATTRIBUTES = ("shape", "colour", "pattern")
+"""Read-outs whose entropy across seeds is reported (marking visibility depends on the view, not the seed)."""
 
 
 def readout_entropy(probs: Tensor) -> float:
@@ -106,24 +114,52 @@ def toy_readout(images: Tensor) -> dict[str, Tensor]:
     return {"shape": joint.sum(1), "colour": joint.sum(2)}
 
 
+def has_readout(trial_dir: Path) -> bool:
+    """Whether the trial kept its v2 evaluator read-out (:data:`READOUT_FILE`)."""
+    return (Path(trial_dir) / READOUT_FILE).is_file()
+
+
+def load_readout(trial_dir: Path) -> tuple[Tensor, dict[str, Tensor]]:
+    """A trial's kept read-out: embeddings ``[V, D]`` and ``{attribute: probs [V, K]}`` (:data:`DIVERSITY_ATTRIBUTES`)."""
+    from sdbench.io import load_tensors
+
+    path = Path(trial_dir) / READOUT_FILE
+    if not path.is_file():
+        raise UserError(f"{trial_dir} has no {READOUT_FILE}; evaluate it with the v2 evaluator ('sdbench eval')")
+    data = load_tensors(path)
+    return data["embedding"], {k: data[f"probs.{k}"] for k in DIVERSITY_ATTRIBUTES if f"probs.{k}" in data}
+
+
 @torch.no_grad()
 def diversity_of(
     trial_dirs: Sequence[Path],
-    embed: Callable[[Tensor], Tensor] = toy_embed,
-    readout: Callable[[Tensor], dict[str, Tensor]] = toy_readout,
+    embed: Callable[[Tensor], Tensor] | None = None,
+    readout: Callable[[Tensor], dict[str, Tensor]] | None = None,
 ) -> dict[str, float]:
-    """Diversity across the trials ``trial_dirs`` (one prompt, different seeds) from their saved views.
+    """Diversity across the trials ``trial_dirs`` (one prompt, different seeds, same evaluation cameras).
 
     Args:
-        trial_dirs: at least two trial directories, each with ``views/*.png`` from the same cameras.
-        embed: images ``[B, 3, H, W]`` → embeddings ``[B, D]``.
-        readout: images → per-attribute class probabilities ``{name: [B, K]}``.
+        trial_dirs: at least two trial directories.
+        embed: images ``[B, 3, H, W]`` → embeddings ``[B, D]``; readout: images → per-attribute class
+            probabilities ``{name: [B, K]}``. With neither given, the trials' kept v2 read-outs
+            (:data:`READOUT_FILE`) are used when every trial has one; otherwise the saved views
+            (``views/*.png``) go through ``embed`` and ``readout``, by default the v1 toy evaluator's
+            (shape and colour only).
 
     Returns:
         ``diversity_distance``, ``diversity_entropy_<attribute>`` (see :func:`diversity`) and ``seeds``.
     """
     if len(trial_dirs) < 2:
         raise UserError(f"diversity needs at least two trials of the prompt, got {len(trial_dirs)}")
+    if embed is None and readout is None and all(has_readout(d) for d in trial_dirs):
+        kept = [load_readout(Path(d)) for d in trial_dirs]
+        shapes = {(tuple(e.shape), tuple((k, tuple(p.shape)) for k, p in sorted(ps.items()))) for e, ps in kept}
+        if len(shapes) != 1:
+            raise UserError(f"the trials' kept read-outs differ in views or classes ({sorted(shapes)}); compare like with like")
+        embeddings = torch.stack([e for e, _ in kept])  # [S, V, D]
+        probs = {k: torch.stack([ps[k] for _, ps in kept]) for k in kept[0][1]}
+        return {**diversity(probs, embeddings), "seeds": float(len(kept))}
+    embed, readout = embed or toy_embed, readout or toy_readout
     views = [load_views(Path(d)) for d in trial_dirs]
     shapes = {tuple(v.shape) for v in views}
     if len(shapes) != 1:

@@ -49,10 +49,13 @@ Others:
   side shows the same object, lower for view-dependent results. It compares class labels only and
   cannot see a two-faced object: see :mod:`sdbench.evaluation.janus` (needs the v2 evaluator).
 
-Not wired yet (functions and tests ready, waiting for the v2 evaluator and scenes): the pattern
-read-out (:func:`sdbench.evaluation.appearance.pattern_readout`), the Janus score
-(:mod:`sdbench.evaluation.janus`) and diversity across seeds (:mod:`sdbench.evaluation.diversity`,
-a cross-trial metric computed from saved views by :func:`~sdbench.evaluation.diversity.diversity_of`).
+World v2 prompts that name one object (``a red striped cube with a face``): the truth is that
+object with its pattern and front marking (:func:`sdbench.world.scenes.render_scene`), its colour the
+word's vivid end (the v1 albedo; v2 data spans pastel to vivid, so compare arms by differences). The
+keys that read the image with the v1 evaluator (accuracy, view consistency) are left out for them:
+it never saw a pattern or a face. Prompts that leave the colour or shape open have no single true
+object; the v2 evaluator's read-outs (pattern, Janus, the embedding for diversity) are the ``toy2``
+metric (:mod:`sdbench.evaluation.toy_readout`).
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ from sdbench.cameras import CameraConfig, Cameras
 from sdbench.evaluation.appearance import colour_errors, detail_ratio, noise_level
 from sdbench.evaluation.base import EvalContext, Metric
 from sdbench.evaluation.pose import best_pose, pose_grid
+from sdbench.world.grammar import ToyPrompt
 
 
 class ToyGroundTruth(Metric):
@@ -92,12 +96,13 @@ class ToyGroundTruth(Metric):
 
     def applies(self, ctx: EvalContext) -> str | None:
         from sdbench.evaluation.toy import EVALUATOR_DIR
-        from sdbench.world.grammar import parse
 
         try:
-            parse(ctx.prompt)
+            p, _ = parse_toy(ctx.prompt)
         except ValueError as e:
             return f"the prompt is not a toy-world prompt ({e})"
+        if p.ambiguous:
+            return "the prompt leaves its colour or shape open: there is no single true object"
         if not (EVALUATOR_DIR / "open_clip_model.safetensors").is_file():
             return "the toy evaluator's weights are missing"
         return None
@@ -105,28 +110,28 @@ class ToyGroundTruth(Metric):
     @torch.no_grad()
     def compute(self, ctx: EvalContext) -> dict[str, float]:
         from sdbench.evaluation.toy import classify, load_evaluator
-        from sdbench.world.grammar import parse
         from sdbench.world.scenes import COLOURS, SHAPES
 
-        p = parse(ctx.prompt)
+        p, world = parse_toy(ctx.prompt)
+        scene = {"pattern": p.surface, "marking": p.marking}
         cams, out = ctx.random_views(self.cfg.views, self.cfg.cameras)
         cams = cams.to("cpu")
         res = ctx.representation.resolution
         rgb = out.rgb.float().cpu()
-        r = classify(rgb, load_evaluator("cpu"))
-        shape_ok = r.shape == SHAPES.index(p.shape)
-        colour_ok = r.colour == list(COLOURS).index(p.colour)
-        metrics = {
-            "toy_shape_acc": shape_ok.float().mean().item(),
-            "toy_colour_acc": colour_ok.float().mean().item(),
-            "toy_acc": (shape_ok & colour_ok).float().mean().item(),
-        }
+        metrics = {}
+        if world == "v1":  # the v1 evaluator reads plain objects only
+            r = classify(rgb, load_evaluator("cpu"))
+            shape_ok = r.shape == SHAPES.index(p.shape)
+            colour_ok = r.colour == list(COLOURS).index(p.colour)
+            metrics["toy_shape_acc"] = shape_ok.float().mean().item()
+            metrics["toy_colour_acc"] = colour_ok.float().mean().item()
+            metrics["toy_acc"] = (shape_ok & colour_ok).float().mean().item()
         if ctx.representation.is_3d:
-            true_rgb, true_alpha = true_render(p.shape, p.colour, cams, res)
+            true_rgb, true_alpha = true_render(p.shape, p.colour, cams, res, **scene)
             mask = out.alpha.float().cpu() > 0.5
         else:
             front = ctx.cameras[0].to("cpu")
-            true_rgb, true_alpha = true_render(p.shape, p.colour, front, res)
+            true_rgb, true_alpha = true_render(p.shape, p.colour, front, res, **scene)
             rgb = ctx.views.rgb[:1].float().cpu()
             mask = (1 - rgb).amax(dim=1, keepdim=True) > self.cfg.background_threshold
         true_mask = true_alpha > 0.5
@@ -137,7 +142,7 @@ class ToyGroundTruth(Metric):
         true_own = true_mask
         if not ctx.representation.is_3d:  # v2: against the true object at the image's best-matching pose
             grid = pose_grid(self.cfg.pose_azimuths, self.cfg.pose_elevations, front.radius[0].item(), front.fovy[0].item())
-            grid_rgb, grid_alpha = true_render(p.shape, p.colour, grid, res)
+            grid_rgb, grid_alpha = true_render(p.shape, p.colour, grid, res, **scene)
             k, _ = best_pose(rgb[0], grid_rgb)
             true_rgb, true_alpha = grid_rgb[k : k + 1], grid_alpha[k : k + 1]
             true_own = (1 - true_rgb).amax(dim=1, keepdim=True) > self.cfg.background_threshold  # the image's rule
@@ -145,7 +150,7 @@ class ToyGroundTruth(Metric):
             metrics["toy_pose_elevation"] = grid.elevation[k].item()
             metrics["toy_pose_iou"] = _iou(mask, true_own)
         metrics.update(appearance_v2(rgb, true_rgb, true_alpha, mask, true_own, self.cfg.erosion))
-        if ctx.representation.is_3d:
+        if ctx.representation.is_3d and world == "v1":
             orbit = classify(ctx.views.rgb.float().cpu(), load_evaluator("cpu"))
             metrics["toy_view_consistency"] = view_consistency(orbit.shape, orbit.colour)
         # A metric that is undefined for this scene (NaN: e.g. no detail in the truth) is left out,
@@ -158,18 +163,32 @@ TRUTH_CACHE_SIZE = 64
 """True renders kept per process (a 120-pose grid at 32 px is 2 MB)."""
 
 
-def true_render(shape: str, colour: str, cameras: Cameras, res: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`sdbench.world.scenes.render` of the true object, memoised per (object, cameras, size) in
-    the process: the trials of a sweep worker share prompts, pose grid and (per seed) random views,
-    and a 2D image's 120-pose grid costs seconds to ray-march. Returns copies ``[V, 3, H, W]``, ``[V, 1, H, W]``."""
+def parse_toy(prompt: str) -> tuple[ToyPrompt, str]:
+    """The prompt parsed in toy world v1 if it is a v1 prompt, else in v2, and that world's name;
+    ``ValueError`` (from the v2 grammar, the superset) if it is neither."""
+    from sdbench.world.grammar import parse
+
+    try:
+        return parse(prompt, "v1"), "v1"
+    except ValueError:
+        return parse(prompt, "v2"), "v2"
+
+
+def true_render(
+    shape: str, colour: str, cameras: Cameras, res: int, pattern: str = "plain", marking: str | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`sdbench.world.scenes.render` of the true object (world v2: with its ``pattern`` and front
+    ``marking``), memoised per (object, cameras, size) in the process: the trials of a sweep worker
+    share prompts, pose grid and (per seed) random views, and a 2D image's 120-pose grid costs seconds
+    to ray-march. Returns copies ``[V, 3, H, W]``, ``[V, 1, H, W]``."""
     from sdbench.hardware import legacy_path
     from sdbench.world.scenes import render
 
     if legacy_path():
-        return render(shape, colour, cameras, res)
-    key = (shape, colour, res, *(getattr(cameras, f.name).cpu().numpy().tobytes() for f in fields(cameras)))
+        return render(shape, colour, cameras, res, pattern=pattern, marking=marking)
+    key = (shape, colour, pattern, marking, res, *(getattr(cameras, f.name).cpu().numpy().tobytes() for f in fields(cameras)))
     if key not in _TRUTHS:
-        _TRUTHS[key] = render(shape, colour, cameras, res)
+        _TRUTHS[key] = render(shape, colour, cameras, res, pattern=pattern, marking=marking)
         while len(_TRUTHS) > TRUTH_CACHE_SIZE:
             _TRUTHS.popitem(last=False)
     _TRUTHS.move_to_end(key)

@@ -12,7 +12,7 @@ import torch
 from sdbench import registry
 from sdbench.cameras import Cameras
 from sdbench.errors import UserError
-from sdbench.io import save_grid, save_image
+from sdbench.io import save_grid, save_image, save_tensors
 from sdbench.results import TrialResult, load_result, write_result
 from sdbench.trial.checkpoint import CHECKPOINT_FILE
 from sdbench.trial.spec import TrialSpec, spec_from_config
@@ -26,10 +26,11 @@ def evaluate(
     """Compute metrics on an orbit of evaluation views; returns (metrics, warnings).
 
     ``metrics``: names to compute (default: the trial's ``metrics``); with ``all``, metrics that do
-    not apply (or whose weights are missing) are skipped, while a metric named explicitly that
-    cannot run is a :class:`UserError` saying why.
+    not apply (or whose weights are missing) are skipped (a :class:`~sdbench.evaluation.base.Notice`
+    reason is recorded among the warnings), while a metric named explicitly that cannot run is a
+    :class:`UserError` saying why. Tensors metrics leave in ``ctx.files`` are saved into ``out_dir``.
     """
-    from sdbench.evaluation.base import EvalContext
+    from sdbench.evaluation.base import EvalContext, Notice
 
     t = spec.trial
     wanted = tuple(metrics) if metrics is not None else t.metrics
@@ -56,6 +57,8 @@ def evaluate(
         if reason:
             if "all" not in wanted:
                 raise UserError(f"metric {name} cannot run on {t.prompt!r}: {reason}")
+            if isinstance(reason, Notice):
+                warnings.append(f"metric {name} omitted: {reason}")
             continue
         with torch.no_grad(), TIMER.section(f"eval:{name}"):
             values.update({k: float(v) for k, v in metric.compute(ctx).items()})
@@ -63,6 +66,8 @@ def evaluate(
         save_grid(views.rgb, out_dir / "views.png", nrow=min(len(cams), 8))
         for i, view in enumerate(views.rgb):  # one file per view, for FID
             save_image(view, out_dir / "views" / f"{i:03d}.png")
+        for file, tensors in ctx.files.items():
+            save_tensors(tensors, out_dir / file)
     return values, warnings
 
 

@@ -1,0 +1,73 @@
+"""The positive controls' runner end to end on tiny random models (the real run needs the trained v2 prior
+and evaluator), its resumption, and its one-line refusal when weights are missing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+TINY = ["--steps", "2", "--sample-steps", "2", "--resamples", "200", "--prompts", "2", "--seeds", "2", "--threads", "1"]
+
+
+def test_the_preregistered_design():
+    from benchmarks.controls import design
+
+    d = design()
+    assert {c: len(p) for c, p in d.prompts.items()} == {"a": 30, "b": 30, "c": 30, "d": 11}
+    assert d.seeds == {"a": (0, 1), "b": (0, 1), "c": (0, 1), "d": tuple(range(8))}
+    assert (d.steps, d.sample_steps, d.sample_cfg, d.cfg_low, d.cfg_high, d.resamples) == (1000, 50, 7.5, 7.5, 100.0, 10_000)
+    patterns = [p.split()[2] for p in d.prompts["b"]]
+    assert all(patterns.count(x) == 10 for x in ("striped", "checkered", "dotted"))
+    assert (
+        all(p.endswith("with a face") for p in d.prompts["c"]) and "a cube" in d.prompts["d"] and "a red object" in d.prompts["d"]
+    )
+
+
+def test_the_controls_run_end_to_end_and_resume(tiny_pixel_checkpoint, evaluator_v2, tmp_path, monkeypatch):
+    from benchmarks import controls
+
+    work = tmp_path / "work"
+    args = ["--quick", "--prior", str(tiny_pixel_checkpoint), "--work", str(work), *TINY]
+    results = controls.main(args)
+    assert results["not_a_control_run"] and (work / "controls_quick.json").is_file()
+    assert json.loads((work / "controls_quick.json").read_text())["design"]["changed_from_preregistration"]["steps"] == 2
+    names = [row["name"] for c in "abcd" for row in results["controls"][c]["comparisons"]]
+    assert names == ["a1", "a2", "b1", "b2", "c1", "c2", "d1"]
+    for c in "abcd":
+        out = results["controls"][c]
+        assert (work / controls.PICTURES[c]).is_file() and isinstance(out["passed"], bool)
+        for row in out["comparisons"]:
+            assert row["verdict"] in ("reproduced", "not reproduced", "opposite", "not computed")
+            assert set(row["per_prompt"]) <= set(results["design"]["prompts"][c])
+            if row["verdict"] != "not computed":
+                assert (
+                    row["low"] <= row["estimate"] <= row["high"] and 0 < row["p_value"] <= 1 and row["p_holm"] >= row["p_value"]
+                )
+    a1 = results["controls"]["a"]["comparisons"][0]
+    assert a1["clusters"] == 2 and a1["observations"] == 4  # 2 prompts × 2 seeds, clustered by prompt
+    assert set(results["controls"]["d"]["diversity"]) == {"P", "S100", "S7.5"}
+    assert set(results["controls"]["c"]["trial_level_share_wilson_ignores_clustering"]) <= {"G", "Gv"}
+    # a second run reuses every finished trial and sample
+    from sdbench import trial
+
+    monkeypatch.setattr(trial, "run_trial", lambda *a, **k: pytest.fail("a finished trial was run again"))
+    monkeypatch.setattr(trial, "evaluate", lambda *a, **k: pytest.fail("a finished sample was scored again"))
+    again = controls.main(args)
+    assert again["controls"]["a"]["comparisons"][0]["estimate"] == a1["estimate"]
+
+
+def test_missing_weights_stop_the_run_with_one_line(tiny_pixel_checkpoint, tmp_path, monkeypatch, capsys):
+    from benchmarks import controls
+    from sdbench.evaluation import toy as toy_eval
+    from sdbench.priors import toy
+
+    monkeypatch.setattr(toy, "WEIGHTS_V2", tmp_path / "no-prior")
+    assert controls.cli(["--quick", "--work", str(tmp_path / "w")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: the toy v2 prior's weights are missing")
+    monkeypatch.setattr(toy_eval, "EVALUATOR_V2_DIR", tmp_path / "no-evaluator")
+    assert controls.cli(["--quick", "--prior", str(tiny_pixel_checkpoint), "--work", str(tmp_path / "w")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: the toy v2 evaluator's weights are missing")
+    assert not (tmp_path / "w").exists()
