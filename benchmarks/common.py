@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import torch
 
 from sdbench.hardware import hardware, versions
-from sdbench.io import write_json
+from sdbench.io import write_json, write_text
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -49,7 +50,17 @@ def timed(fn, repeats: int = 5, warmup: int = 1) -> float:
     return times[len(times) // 2]
 
 
-def save(name: str, results: dict[str, Any], device: str = "cpu") -> Path:
+def compact_json(data: Any) -> str:
+    """``data`` as indented JSON with each innermost list (numbers, strings) on one line."""
+    text = json.dumps(data, indent=2, allow_nan=True)
+    return re.sub(r"\[\n\s+([^\[\]{}]*?)\n\s*\]", lambda m: "[" + re.sub(r",\n\s+", ", ", m.group(1)) + "]", text) + "\n"
+
+
+def save(
+    name: str, results: dict[str, Any], device: str = "cpu", directory: Path = RESULTS, echo: bool = True, compact: bool = False
+) -> Path:
+    """Write ``{directory}/{name}.json``: ``results`` with when and on what they were measured; ``echo``
+    prints them too; ``compact`` writes each list of numbers on one line (:func:`compact_json`)."""
     payload = {
         "benchmark": name,
         "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -57,7 +68,9 @@ def save(name: str, results: dict[str, Any], device: str = "cpu") -> Path:
         "versions": versions(),
         "results": results,
     }
-    path = write_json(RESULTS / f"{name}.json", payload)
-    print(json.dumps(results, indent=2))
+    path = Path(directory) / f"{name}.json"
+    path = write_text(path, compact_json(payload)) if compact else write_json(path, payload)
+    if echo:
+        print(json.dumps(results, indent=2))
     print(f"wrote {path}")
     return path

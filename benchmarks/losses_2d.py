@@ -5,9 +5,9 @@ paper defaults, and each of 6 prompts covering every shape and colour: 500 steps
 representation from a grey start, then the toy evaluator's read-out of the result. Writes
 ``benchmarks/results/losses_2d.json`` and ``docs/images/losses_2d.png`` (rows: losses, columns: prompts).
 
-Step schedules are compressed to the budget by their paper's ratio (:data:`SCHEDULES`, as
-``sweeps/toy-study.toml`` does), so that each loss runs its whole schedule in the 500 steps; the
-overrides used are written to the result file.
+Step schedules are compressed to the budget by their paper's ratio (the trial does it: each loss
+config's ``step_schedule``, ``trial.scale_schedules``), so that each loss runs its whole schedule in the
+500 steps; the values used are written to the result file (``schedules``).
 
 ``python -m benchmarks.losses_2d [--quick]``: ``--quick`` is a smoke run (2 steps, the first prompt) that
 writes nothing. On a machine with spare cores the grid can run in parts, one process each, then be
@@ -31,37 +31,20 @@ LOSSES = registered_losses()
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "images"
 RESULTS = Path(__file__).resolve().parent / "results"
 
-#: (scoped override key, fraction of the budget): each step count of a paper's schedule as the same
-#: fraction of this run (its step / the paper's run length).
-SCHEDULES = (
-    ("loss@csd.omega2.to_step", 0.5),  # ω2 ramp to step 5000 of 10k
-    ("loss@csd.t_max.from_step", 0.5),  # t_max 0.98 → 0.5 at step 5000 of 10k
-    ("loss@csd.t_max.to_step", 0.5),
-    ("loss@ism.anneal_steps", 0.3),  # t and δ_T anneal over 1500 of 5000 steps
-    ("loss@vsd.t_max.from_step", 0.2),  # t_max 0.98 → 0.5 at step 5000 of 25k
-    ("loss@vsd.t_max.to_step", 0.2),
-    ("loss@esd.t_max.from_step", 0.2),  # VSD's: 5000 of 25k
-    ("loss@esd.t_max.to_step", 0.2),
-    ("loss@lods.t_max.from_step", 0.4),  # t_max 0.98 → 0.5 at step 10000 of 25k
-    ("loss@lods.t_max.to_step", 0.4),
-    ("loss@sds_bridge.stage_two_start", 0.8),  # stage 2 from step 20000 of 25k
-    ("loss@sds_bridge.t_max.from_step", 0.2),  # t_max 0.98 → 0.5 at step 5000 of 25k
-    ("loss@sds_bridge.t_max.to_step", 0.2),
-    ("loss@sdi.t_schedule.to_step", 1.0),  # t 980 → 250 over the whole 10k-step run
-    ("loss@asd.t_min.to_step", 1.0),  # both ends of t over the whole 25k-step run
-    ("loss@asd.t_max.to_step", 1.0),
-    ("loss@cds.cfg_scale.to_step", 1.0),  # CFG 101 → 51, t' 700 → 100 (√), clamp 2 → 8 over the 3000-step coarse stage
-    ("loss@cds.t_next.to_step", 1.0),
-    ("loss@cds.grad_clip.to_step", 1.0),
-)
 
+def schedules(steps: int, losses=LOSSES) -> dict[str, dict[str, int]]:
+    """The step schedule each loss runs with in a ``steps``-step trial: its ``step_schedule`` fields,
+    scaled by the trial from the paper's run length (:func:`sdbench.config.scale_steps`)."""
+    from sdbench import trial
+    from sdbench.budget import Budget
+    from sdbench.config import schedule_values
 
-def scaled_schedules(steps: int, losses=LOSSES) -> list[str]:
-    """The ``--set`` overrides of :data:`SCHEDULES` for a ``steps``-step run, for the losses in ``losses``."""
-    out = []
-    for key, fraction in SCHEDULES:
-        if key.partition("@")[2].partition(".")[0] in losses:
-            out.append(f"{key}={max(1, int(fraction * steps))}")
+    out = {}
+    for loss in losses:
+        cfg = trial.TrialConfig(prompt=PROMPTS[0], loss=loss, representation="image", budget=Budget("steps", steps))
+        values = schedule_values(trial.resolve(cfg).loss)
+        if values:
+            out[loss] = values
     return out
 
 
@@ -77,11 +60,10 @@ def main(steps: int = 500, quick: bool = False, losses: tuple[str, ...] = LOSSES
 
     prompts = PROMPTS[:1] if quick else PROMPTS
     steps = 2 if quick else steps
-    overrides = scaled_schedules(steps)
     prior, scorer = ToyPrior(), load_evaluator("cpu")
     shapes = torch.tensor([SHAPES.index(parse(p).shape) for p in prompts])
     colours = torch.tensor([list(COLOURS).index(parse(p).colour) for p in prompts])
-    results: dict = {"steps": steps, "prompts": list(prompts), "overrides": overrides, "losses": {}}
+    results: dict = {"steps": steps, "prompts": list(prompts), "schedules": schedules(steps), "losses": {}}
     rows = []
     for loss in losses:
         finals, start, last_logs = [], time.time(), []
@@ -89,8 +71,7 @@ def main(steps: int = 500, quick: bool = False, losses: tuple[str, ...] = LOSSES
             spec = trial.resolve(
                 trial.TrialConfig(
                     prompt=prompt, loss=loss, representation="image", budget=Budget("steps", steps), seed=i, metrics=()
-                ),
-                overrides,
+                )
             )
             state = trial.build(spec, prior)
             trial.optimise(state, progress=False)
@@ -127,20 +108,21 @@ def main(steps: int = 500, quick: bool = False, losses: tuple[str, ...] = LOSSES
 
 
 def merge(parts: list[str]) -> dict:
-    """Combine ``losses_2d.part-*.json`` files (same steps, prompts, overrides) into the result and the grid,
+    """Combine ``losses_2d.part-*.json`` files (same steps, prompts, schedules) into the result and the grid,
     losses in :data:`LOSSES` order."""
     payloads = [json.loads((RESULTS / f"losses_2d.part-{p}.json").read_text()) for p in parts]
     loaded = [d["results"] for d in payloads]
     first = loaded[0]
-    if any((d["steps"], d["prompts"], d["overrides"]) != (first["steps"], first["prompts"], first["overrides"]) for d in loaded):
-        raise SystemExit("parts differ in steps, prompts or overrides")
+    keys = ("steps", "prompts", "schedules")
+    if any(tuple(d.get(k) for k in keys) != tuple(first.get(k) for k in keys) for d in loaded):
+        raise SystemExit("parts differ in steps, prompts or schedules")
     per_loss, images = {}, {}
     for d in loaded:
         per_loss.update(d["losses"])
     for p in parts:
         images.update(torch.load(RESULTS / f"losses_2d.part-{p}.pt"))
     order = [loss for loss in LOSSES if loss in per_loss]
-    results = {k: first[k] for k in ("steps", "prompts", "overrides")}
+    results = {k: first[k] for k in keys}
     results["losses"] = {loss: per_loss[loss] for loss in order}
     results["parts"] = {p: {"measured_at": d["measured_at"]} for p, d in zip(parts, payloads)}
     save_grid(

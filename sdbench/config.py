@@ -208,3 +208,71 @@ def field_docs(cls: type) -> dict[str, str]:
         ):
             docs[prev.target.id] = " ".join(node.value.value.split())
     return docs
+
+
+@dataclasses.dataclass(frozen=True)
+class StepSchedule:
+    """The fields of a plugin config that count optimisation steps, and the run length their defaults
+    were written for.
+
+    A config declares it as a class attribute, ``step_schedule: ClassVar[StepSchedule]``. A trial of
+    ``N`` steps then scales each listed field from its value ``v`` to ``max(1, ⌊v · N / steps⌋)``
+    (:func:`scale_steps`): a paper's schedule keeps its shape (the same fraction of the run) whatever
+    the budget, and a trial at the paper's own length runs the paper's values. A field set explicitly
+    (``--set``) keeps its value; a field that is 0 stays 0.
+    """
+
+    steps: int
+    """The run length the defaults belong to (e.g. 25 000 for ProlificDreamer's t annealing)."""
+    fields: tuple[str, ...]
+    """Dotted field names holding step counts (``anneal_steps``, ``t_max.to_step``); a field below a
+    None (a schedule switched off) is skipped."""
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"StepSchedule.steps must be at least 1, got {self.steps}")
+
+
+def step_schedule(cfg: Any) -> StepSchedule | None:
+    """The :class:`StepSchedule` a config class declares (``step_schedule`` class attribute), or None."""
+    schedule = getattr(type(cfg), "step_schedule", None)
+    if schedule is not None and not isinstance(schedule, StepSchedule):
+        raise TypeError(f"{type(cfg).__qualname__}.step_schedule must be a StepSchedule, got {schedule!r}")
+    return schedule
+
+
+def _get_path(cfg: Any, path: str) -> Any:
+    for part in path.split("."):
+        if cfg is None:
+            return None
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+def schedule_values(cfg: Any) -> dict[str, int]:
+    """The current value of each step field of ``cfg``'s :class:`StepSchedule` (those not below a None)."""
+    schedule = step_schedule(cfg)
+    if schedule is None:
+        return {}
+    values = {path: _get_path(cfg, path) for path in schedule.fields}
+    return {path: v for path, v in values.items() if v is not None}
+
+
+def scale_steps(cfg: C, steps: int, keep: tuple[str, ...] | list[str] | set[str] = ()) -> C:
+    """``cfg`` with its step fields scaled to a ``steps``-step run (see :class:`StepSchedule`).
+
+    ``keep``: dotted keys set explicitly; a step field equal to one of them, or below one (``t_max``
+    set as a whole), keeps its value. A config without a schedule is returned unchanged."""
+    schedule = step_schedule(cfg)
+    if schedule is None:
+        return cfg
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    for path, value in schedule_values(cfg).items():
+        if any(path == k or path.startswith(k + ".") for k in keep):
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{type(cfg).__qualname__}.{path} is in its step_schedule but holds {value!r}, not a step count")
+        if value > 0:
+            cfg = override(cfg, path, max(1, value * steps // schedule.steps))
+    return cfg

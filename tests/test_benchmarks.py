@@ -43,22 +43,80 @@ def test_benchmarks_cover_every_registered_loss_and_sdi_mid_schedule():
     assert list(rows(("sds", "sdi"))) == ["sds", "sdi", "sdi@mid"]
 
 
-def test_losses_2d_compresses_every_schedule_into_the_budget():
-    from benchmarks.losses_2d import LOSSES, scaled_schedules
+def test_losses_2d_records_the_schedules_the_trial_compressed_into_the_budget():
+    from benchmarks.losses_2d import LOSSES, schedules
+
+    got = schedules(500)
+    assert set(got) == {"csd", "ism", "vsd", "esd", "lods", "sds_bridge", "sdi", "asd", "cds"} & set(LOSSES)
+    assert got["sds_bridge"] == {"stage_two_start": 400, "t_max.from_step": 100, "t_max.to_step": 100}  # stage 2 is reached
+    assert got["vsd"]["t_max.from_step"] == got["esd"]["t_max.from_step"] == 100
+    assert got["sdi"] == {"t_schedule.to_step": 500} and got["asd"] == {"t_min.to_step": 500, "t_max.to_step": 500}
+    assert got["cds"] == {"cfg_scale.to_step": 500, "t_next.to_step": 500, "grad_clip.to_step": 500}
+    assert (got["lods"]["t_max.from_step"], got["ism"]["anneal_steps"], got["csd"]["omega2.to_step"]) == (200, 150, 250)
+
+
+def test_convergence_quick_run_scores_every_arm_and_representation_at_each_checkpoint(tmp_path):
+    from benchmarks.convergence import ARMS, REPRESENTATIONS, main, run_one
     from sdbench import trial
     from sdbench.budget import Budget
+    from sdbench.priors.toy import ToyPrior
 
-    overrides = scaled_schedules(500)
-    specs = {}
-    for loss in LOSSES:  # every scoped key is validated against its loss's config, applied to its own
-        cfg = trial.TrialConfig(prompt="a red cube", loss=loss, representation="image", budget=Budget("steps", 500))
-        specs[loss] = trial.resolve(cfg, overrides).loss
-    assert specs["sds_bridge"].stage_two_start == 400  # 20000 of 25000: stage 2 is reached
-    assert specs["sds_bridge"].t_max.from_step == specs["vsd"].t_max.from_step == specs["esd"].t_max.from_step == 100
-    assert specs["sdi"].t_schedule.to_step == specs["asd"].t_min.to_step == specs["asd"].t_max.to_step == 500
-    assert specs["cds"].t_next.to_step == specs["cds"].cfg_scale.to_step == specs["cds"].grad_clip.to_step == 500
-    assert (specs["lods"].t_max.from_step, specs["ism"].anneal_steps, specs["csd"].omega2.to_step) == (200, 150, 250)
-    assert specs["sds"] == type(specs["sds"])()  # a loss without schedules keeps its defaults
+    results = main(quick=True, out=tmp_path)
+    assert (tmp_path / "convergence.json").is_file() and (tmp_path / "convergence.png").stat().st_size > 10_000
+    runs = results["runs"]
+    assert {(r["representation"], r["arm"]) for r in runs} == {(rep, arm) for rep in REPRESENTATIONS for arm in ARMS}
+    for r in runs:
+        assert r["steps"] == [0, 1, 2]
+        for key in ("toy_chroma_error", "toy_lightness_error", "toy_delta_e", "toy_contrast_error", "toy_noise", "toy_acc"):
+            assert len(r["metrics"][key]) == 3 and all(v is not None for v in r["metrics"][key]), (key, r["arm"])
+    first = {r["representation"]: r["metrics"]["toy_delta_e"][0] for r in runs if r["arm"] == "sds_cfg7.5"}
+    assert all(r["metrics"]["toy_delta_e"][0] == first[r["representation"]] for r in runs)  # every arm starts alike
+    curve = results["summary"]["gaussians"]["vdm"]["toy_chroma_error"]
+    assert curve["steps"] == [0, 1, 2] and curve["prompts"] == [1, 1, 1] and curve["low"] == curve["mean"] == curve["high"]
+
+    # observing a trial does not change it: its last checkpoint is the trial's own evaluation of an unobserved run
+    prior = ToyPrior()
+    observed = run_one(prior, "a red sphere", "sds_cfg100", "image", 0, steps=2, every=1, metrics=("toy",))
+    spec = trial.resolve(
+        trial.TrialConfig(prompt="a red sphere", loss="sds", representation="image", budget=Budget("steps", 2)),
+        ("loss.cfg_scale=100",),
+    )
+    state = trial.build(spec, prior)
+    trial.optimise(state, progress=False)
+    values, _ = trial.evaluate(spec, prior, state.representation, None, ("toy",))
+    for key, series in observed["metrics"].items():
+        assert series[-1] == pytest.approx(values[key], rel=1e-3, abs=1e-6), key  # JSON keeps 4 significant digits
+
+
+def test_convergence_averages_seeds_within_a_prompt_before_prompts():
+    from benchmarks.convergence import bootstrap_interval, summarise
+
+    def run(prompt, seed, values):
+        return {"representation": "image", "arm": "vdm", "prompt": prompt, "seed": seed, "steps": [0, 10], "metrics": values}
+
+    runs = [
+        run("a", 0, {"toy_noise": [1.0, None]}),
+        run("a", 1, {"toy_noise": [3.0, 4.0]}),
+        run("b", 0, {"toy_noise": [10.0, 6.0]}),
+    ]
+    curve = summarise(runs)["image"]["vdm"]["toy_noise"]
+    assert curve["mean"] == [6.0, 5.0] and curve["prompts"] == [2, 2]  # (2 + 10) / 2, (4 + 6) / 2: prompts weigh alike
+    assert 2.0 <= curve["low"][0] < 6.0 < curve["high"][0] <= 10.0
+    assert bootstrap_interval([3.0, 3.0, 3.0]) == (3.0, 3.0) and bootstrap_interval([5.0]) == (5.0, 5.0)
+
+
+def test_convergence_on_the_v2_prior_without_its_weights_is_one_clear_error():
+    from benchmarks.convergence import main
+    from sdbench.errors import UserError
+    from sdbench.priors.toy import WEIGHTS_V2
+
+    if (WEIGHTS_V2 / "model_index.json").is_file():
+        pytest.skip("the v2 prior's weights exist")
+    with pytest.raises(UserError, match="toy v2 prior's weights are missing") as e:
+        main(prior="toy2", quick=True)
+    assert "\n" not in str(e.value)
+    with pytest.raises(UserError, match="unknown prior 'sd21'"):
+        main(prior="sd21", quick=True)
 
 
 def test_prior_cost_quick_reports_per_image_cost_and_kernel_paths():

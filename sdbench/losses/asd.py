@@ -38,11 +38,13 @@ other loss).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
 from sdbench.cameras import Cameras
+from sdbench.config import StepSchedule
 from sdbench.losses.base import Loss, LossOutput
 from sdbench.losses.common import (
     Linear,
@@ -85,6 +87,9 @@ class ASD(Loss):
         perp_neg_scale: float = 0.5
         """k: Perp-Neg's negative weights are k·w_i (official −``guidance_perp_neg``: 0.5 in the shipped
         config, half of threestudio's; 1: threestudio's weights, as every other loss uses)."""
+        step_schedule: ClassVar[StepSchedule] = StepSchedule(25_000, ("t_min.to_step", "t_max.to_step"))
+        """The step counts above are the paper's (both ends of t anneal over the whole 25k-step run);
+        a trial scales them to its own length (``TrialConfig.scale_schedules``)."""
 
     def forward(
         self,

@@ -34,11 +34,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
 from sdbench.cameras import Cameras
+from sdbench.config import StepSchedule
 from sdbench.errors import UserError
 from sdbench.losses.base import Loss, LossOutput
 from sdbench.losses.common import (
@@ -96,6 +98,9 @@ class CDS(Loss):
         """One fixed ε* for all views and steps (official ``share_noise``); False: fresh ε per view and step."""
         perp_neg: bool = False
         """Perp-Neg: not available (the official code raises on it; True is rejected with a UserError)."""
+        step_schedule: ClassVar[StepSchedule] = StepSchedule(3000, ("cfg_scale.to_step", "t_next.to_step", "grad_clip.to_step"))
+        """The step counts above are the paper's (CFG, t' and the clamp anneal over the 3000-step coarse stage);
+        a trial scales them to its own length (``TrialConfig.scale_schedules``)."""
 
     def __init__(self, cfg: CDS.Config, prior):
         if cfg.perp_neg:

@@ -19,10 +19,12 @@ NFE per view and step: 3 (ε_y, ε_neg, ε_∅ in one batched call), 2 while ω2
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from torch import Tensor
 
 from sdbench.cameras import Cameras
+from sdbench.config import StepSchedule
 from sdbench.losses.base import Loss, LossOutput
 from sdbench.losses.common import Linear, Weighting, anneal_bounds, grad_logs, noise_images, surrogate_loss, weight
 from sdbench.priors.base import TextConditioning
@@ -47,6 +49,9 @@ class CSD(Loss):
         grad_normalize: bool = False
         """Divide g by its global L2 norm (the official DeepFloyd-IF stage)."""
         grad_clip: float | None = None
+        step_schedule: ClassVar[StepSchedule] = StepSchedule(10_000, ("omega2.to_step", "t_max.from_step", "t_max.to_step"))
+        """The step counts above are the paper's (ω2's ramp and the t_max switch at step 5000 of the official 10k-step run);
+        a trial scales them to its own length (``TrialConfig.scale_schedules``)."""
 
     def forward(
         self,

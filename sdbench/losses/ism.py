@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
 from sdbench.cameras import Cameras
+from sdbench.config import StepSchedule
 from sdbench.losses.base import Loss, LossOutput
 from sdbench.losses.common import (
     Weighting,
@@ -61,7 +63,8 @@ class ISM(Loss):
         delta_t_start: int = 100
         delta_t_end: int = 50
         anneal_steps: int = 1500
-        """t's upper end and δ_T anneal linearly over this many steps (r = 1 − step/anneal_steps)."""
+        """t's upper end and δ_T anneal linearly over this many steps (r = 1 − step/anneal_steps); scaled to the
+        trial's length (30 % of it)."""
         delta_s: int = 200
         """Stride of the multi-step inversion x_0 → x_s."""
         max_inversion_hops: int = 5
@@ -73,6 +76,9 @@ class ISM(Loss):
         view) for ε_cfg at x_t, ``negative_prompt`` in the unconditional slot: :mod:`sdbench.priors.guidance`."""
         perp_neg_options: PerpNeg = PerpNeg()
         """Perp-Neg's weight curves and overhead threshold (used when ``perp_neg`` is on)."""
+        step_schedule: ClassVar[StepSchedule] = StepSchedule(5000, ("anneal_steps",))
+        """The step counts above are the paper's (t and δ_T anneal over 1500 of LucidDreamer's 5000 steps);
+        a trial scales them to its own length (``TrialConfig.scale_schedules``)."""
 
     def schedule(self, step: int) -> tuple[int, int, int]:
         """(t_min, t_max, δ_T) at ``step``."""

@@ -42,11 +42,13 @@ Trainable: α (in the checkpoint with its optimiser state).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from sdbench.cameras import Cameras
+from sdbench.config import StepSchedule
 from sdbench.errors import UserError
 from sdbench.losses.base import Loss, LossOutput
 from sdbench.losses.common import (
@@ -92,6 +94,9 @@ class LODS(Loss):
         perp_neg: bool = False
         """Perp-Neg: not available (no reference code; its unconditional slot is the learned α). True is
         rejected with a UserError."""
+        step_schedule: ClassVar[StepSchedule] = StepSchedule(25_000, ("t_max.from_step", "t_max.to_step"))
+        """The step counts above are the paper's (the t_max switch at step 10000 of the 25k-step NeRF config);
+        a trial scales them to its own length (``TrialConfig.scale_schedules``)."""
 
     def __init__(self, cfg: LODS.Config, prior):
         if cfg.perp_neg:

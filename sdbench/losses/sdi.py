@@ -44,12 +44,13 @@ official one with Perp-Neg.)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor
 
 from sdbench.cameras import Cameras
+from sdbench.config import StepSchedule
 from sdbench.losses.base import Loss, LossOutput
 from sdbench.losses.common import (
     Linear,
@@ -105,6 +106,9 @@ class SDI(Loss):
         :mod:`sdbench.priors.guidance`."""
         perp_neg_options: PerpNeg = PerpNeg()
         """Perp-Neg's weight curves and overhead threshold (used when ``perp_neg`` is on)."""
+        step_schedule: ClassVar[StepSchedule] = StepSchedule(10_000, ("t_schedule.to_step",))
+        """The step counts above are the paper's (t anneals over the whole official 10k-step run);
+        a trial scales them to its own length (``TrialConfig.scale_schedules``)."""
 
     def timestep(self, B: int, step: int, device: torch.device) -> Tensor:
         """``[B]``: the step's t, one value shared by the views."""

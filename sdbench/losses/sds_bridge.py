@@ -42,10 +42,12 @@ batch (here each view gets its own view words).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from torch import Tensor
 
 from sdbench.cameras import Cameras
+from sdbench.config import StepSchedule
 from sdbench.errors import UserError
 from sdbench.losses.base import Loss, LossOutput
 from sdbench.losses.common import (
@@ -77,7 +79,8 @@ class SDSBridge(Loss):
         stage_two_weight: float = 1.0
         """λ₂, the scale of stage 2's gradient (official 3D 1, 2D 40)."""
         stage_two_start: int = 20000
-        """First step of stage 2 (official 3D: 20000 of 25000 steps; 2D: 500 of 1000); set it for short trials."""
+        """First step of stage 2 (official 3D: 20000 of 25000 steps; 2D: 500 of 1000); scaled to the trial's
+        length (4/5 of it)."""
         weighting: Weighting = "sds"
         """w₁(t) of stage 1: 'sds' = 1 − ᾱ_t (both official codes)."""
         stage_two_weighting: Weighting = "uniform"
@@ -98,6 +101,9 @@ class SDSBridge(Loss):
         view) for stage 1's CFG (stage 2 has none): :mod:`sdbench.priors.guidance`."""
         perp_neg_options: PerpNeg = PerpNeg()
         """Perp-Neg's weight curves and overhead threshold (used when ``perp_neg`` is on)."""
+        step_schedule: ClassVar[StepSchedule] = StepSchedule(25_000, ("stage_two_start", "t_max.from_step", "t_max.to_step"))
+        """The step counts above are the paper's (stage 2 from step 20000, the t_max switch at 5000, of the 25k-step 3D run);
+        a trial scales them to its own length (``TrialConfig.scale_schedules``)."""
 
     def __init__(self, cfg: SDSBridge.Config, prior):
         super().__init__(cfg, prior)

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from sdbench.cameras import Cameras
+from sdbench.config import StepSchedule
 from sdbench.errors import UserError
 from sdbench.losses.base import Loss, LossOutput
 from sdbench.losses.common import (
@@ -93,6 +95,9 @@ class VSD(Loss):
         """LoRA optimiser steps per optimisation step (K in the paper; 1)."""
         grad_clip: float | None = None
         """Clamp g element-wise to [−c, c] (None: no clamp)."""
+        step_schedule: ClassVar[StepSchedule] = StepSchedule(25_000, ("t_max.from_step", "t_max.to_step"))
+        """The step counts above are the paper's (the t_max switch at step 5000 of ProlificDreamer's 25k steps);
+        a trial scales them to its own length (``TrialConfig.scale_schedules``)."""
 
     def __init__(self, cfg: VSD.Config, prior):
         super().__init__(cfg, prior)

@@ -13,12 +13,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from sdbench.cameras import Cameras, depth_to_normals
+from sdbench.config import StepSchedule
 from sdbench.errors import UserError
 from sdbench.representations.base import RenderOutput, Representation, SurfaceOutput
 from sdbench.representations.splat import rasterize, rasterize_surface
@@ -63,14 +64,24 @@ class Gaussians(Representation):
         densify: bool = True
         """Run gsplat's DefaultStrategy (clone/split/prune)."""
         densify_from: int = 100
+        """Densification starts after this step (gsplat's ``refine_start_iter``: steps count from 0, and a
+        refinement runs at each step ``s > densify_from`` with ``s % densify_every == 0`` and ``s < densify_until``).
+        Budget-relative: 20 % of the trial's steps (the 100 of a 500-step trial; see ``step_schedule``)."""
         densify_until: int = 400
-        """Last step that may densify (DreamMapping/LucidDreamer densify early and then only refine)."""
+        """Densification stops at this step (DreamMapping/LucidDreamer densify early and then only refine).
+        Budget-relative: 80 % of the trial's steps."""
         densify_every: int = 100
+        """Steps between refinements (screen-space gradients are averaged over them). Budget-relative: 20 % of
+        the trial's steps, so every budget refines twice, at 40 % and 60 % (steps 200 and 300 of 500, 48 and
+        72 of 120); set the three explicitly (``--set rep.densify_every=100``) for an absolute schedule."""
         densify_grad: float = 0.0002
         """gsplat's grow_grad2d: mean screen-space gradient above which Gaussians grow."""
         prune_opacity: float = 0.005
         max_points: int = 6144
         """No growth once this many Gaussians exist (keeps CPU steps bounded; raise it for SD-scale runs)."""
+
+        step_schedule: ClassVar[StepSchedule] = StepSchedule(500, ("densify_from", "densify_until", "densify_every"))
+        """The densification steps above are those of a 500-step trial; a trial scales them to its own length."""
 
     def __init__(self, cfg: Gaussians.Config, resolution: int, prompt: str = "", generator: torch.Generator | None = None):
         super().__init__(cfg, resolution, prompt, generator)
@@ -96,6 +107,7 @@ class Gaussians(Representation):
         if cfg.densify:
             self.strategy = _CappedStrategy(
                 max_points=cfg.max_points,
+                generator=self.generator,
                 prune_opa=cfg.prune_opacity,
                 grow_grad2d=cfg.densify_grad,
                 refine_start_iter=cfg.densify_from,
@@ -230,16 +242,25 @@ def _ball(n: int, radius: float, generator: torch.Generator | None = None) -> Te
 
 
 class _CappedStrategy:
-    """gsplat's DefaultStrategy that stops growing at ``max_points`` Gaussians."""
+    """gsplat's DefaultStrategy that stops growing at ``max_points`` Gaussians, and whose splits draw
+    from ``generator`` (the representation's stream) rather than torch's global generator: gsplat's
+    ``split`` samples the new means with ``torch.randn``, so each growth runs under a forked global
+    generator seeded from ``generator`` (None: the global generator, as gsplat does)."""
 
-    def __new__(cls, max_points: int, **kwargs: Any):
+    def __new__(cls, max_points: int, generator: torch.Generator | None = None, **kwargs: Any):
         from gsplat.strategy import DefaultStrategy
 
         class Capped(DefaultStrategy):
             def _grow_gs(self, params, optimizers, state, step):  # type: ignore[override]
                 if len(params["means"]) >= max_points:
                     return 0, 0
-                return super()._grow_gs(params, optimizers, state, step)
+                if generator is None:
+                    return super()._grow_gs(params, optimizers, state, step)
+                seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+                device = params["means"].device
+                with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                    torch.manual_seed(seed)
+                    return super()._grow_gs(params, optimizers, state, step)
 
         return Capped(**kwargs)
 

@@ -52,6 +52,13 @@ class TrialConfig:
     max_nonfinite_grad_share: float = 0.1
     """NaN/inf gradients are zeroed and counted; a trial that had them in more than this share of its
     steps ends ``failed`` (its result would mean nothing)."""
+    scale_schedules: bool = True
+    """Scale the step schedules of the loss and the representation (t annealing, densification: each
+    config's ``step_schedule``) to the trial's length by the ratio of their reference run; fields set
+    with ``--set`` keep their values. False: every schedule as its config writes it."""
+    schedule_steps: int = 0
+    """The run length schedules are scaled to; 0: the budget's steps. An ``nfe`` or ``seconds`` budget
+    has no step count beforehand: with 0 its schedules are not scaled (set this to the expected steps)."""
 
 
 @dataclass
@@ -101,6 +108,10 @@ def resolve(trial: TrialConfig, overrides: list[str] | tuple[str, ...] = ()) -> 
     representation key may be scoped to one plugin, ``loss@ism.anneal_steps=45`` or
     ``rep@gaussians.lr_sh0=0.03``: it applies only to trials of that plugin (and is checked against
     that plugin's config in every case), so one sweep can carry per-plugin settings.
+
+    Then the step schedules of the loss and the representation are scaled to the trial's length
+    (:func:`schedule_steps`; each config's ``step_schedule``, :func:`sdbench.config.scale_steps`),
+    except the fields set here: ``result.json`` records the values the trial ran with.
     """
     parsed = []
     for item in overrides:
@@ -125,6 +136,8 @@ def resolve(trial: TrialConfig, overrides: list[str] | tuple[str, ...] = ()) -> 
         raise UserError(f"eval_views must be at least 1, got {trial.eval_views}")
     if not 0 <= trial.max_nonfinite_grad_share <= 1:
         raise UserError(f"max_nonfinite_grad_share must be in [0, 1], got {trial.max_nonfinite_grad_share}")
+    if trial.schedule_steps < 0:
+        raise UserError(f"schedule_steps must be 0 (the budget's steps) or positive, got {trial.schedule_steps}")
     loss_cls = registry.LOSSES.get(trial.loss)
     rep_cls = registry.REPRESENTATIONS.get(trial.representation)
     prior_cls, prior_cfg = resolve_prior(trial.prior)
@@ -135,6 +148,7 @@ def resolve(trial: TrialConfig, overrides: list[str] | tuple[str, ...] = ()) -> 
     configs = {"loss": loss_cls.Config(), "representation": rep_cls.Config(), "prior": prior_cfg}
     names = {"loss": trial.loss, "representation": trial.representation}
     regs = {"loss": registry.LOSSES, "representation": registry.REPRESENTATIONS}
+    explicit: dict[str, list[str]] = {"loss": [], "representation": [], "prior": []}
     for section, key, value, only in parsed:
         if section == "trial":
             continue
@@ -142,7 +156,21 @@ def resolve(trial: TrialConfig, overrides: list[str] | tuple[str, ...] = ()) -> 
             cfgutil.override(regs[section].get(only).Config(), key, value, f"{section}@{only}")  # validated, not applied
             continue
         configs[section] = cfgutil.override(configs[section], key, value, section)
+        explicit[section].append(key)
+    steps = schedule_steps(trial)
+    if steps:
+        for section in ("loss", "representation"):
+            configs[section] = cfgutil.scale_steps(configs[section], steps, explicit[section])
     return TrialSpec(trial, loss_cls, configs["loss"], rep_cls, configs["representation"], prior_cls, configs["prior"])
+
+
+def schedule_steps(trial: TrialConfig) -> int:
+    """The run length a trial scales its plugins' step schedules to (0: none; see ``scale_schedules``)."""
+    if not trial.scale_schedules:
+        return 0
+    if trial.schedule_steps:
+        return trial.schedule_steps
+    return int(trial.budget.value) if trial.budget.kind == "steps" else 0
 
 
 def spec_from_config(config: dict[str, Any]) -> TrialSpec:

@@ -5,8 +5,9 @@ each seeded from the trial seed and the stream's name, and hands each to what dr
 trial sees the same draws whatever else runs in the process (other trials, metrics, libraries).
 ``torch.manual_seed(seed)`` is still called once in :func:`build`, as a belt for third-party code that
 draws from torch's global generator: the default initialisers of a loss's own networks (VDM's U-Lite,
-VSD's LoRA through peft), gsplat's densification split, nerfacc's CUDA sampler and the VAE posterior
-sample of latent priors. Its state is checkpointed too, so resumed trials stay bit-identical.
+VSD's LoRA through peft), nerfacc's CUDA sampler and the VAE posterior sample of latent priors
+(gsplat's densification split runs under a global generator forked and seeded from the representation's
+stream: :mod:`sdbench.representations.gaussians`). Its state is checkpointed too, so resumed trials stay bit-identical.
 """
 
 from __future__ import annotations
