@@ -131,6 +131,37 @@ def test_a_120_step_gaussians_trial_refines(tiny_pixel_checkpoint):
     assert steps == [] and after == before  # the old absolute schedule: no refinement in 120 steps (gsplat: step > 100)
 
 
+def test_growth_stops_at_max_points_exactly(tiny_pixel_checkpoint):
+    """gsplat adds one Gaussian per grown one: with every Gaussian qualifying, 64 would become 128 at the
+    first refinement. The cap lets only the largest gradients grow, so the count lands on ``max_points``."""
+    from sdbench.priors.diffusers_prior import DiffusersPrior
+
+    prior = DiffusersPrior(DiffusersPrior.Config(path=str(tiny_pixel_checkpoint)))
+    overrides = ("rep.num_points=64", "rep.densify_grad=0.0", "rep.prune_opacity=0.0", "trial.log_every=1000")
+    cfg = T.TrialConfig(
+        prompt="a red cube", representation="gaussians", prior=str(tiny_pixel_checkpoint), budget=Budget("steps", 60)
+    )
+    grown = []
+    spec = T.resolve(cfg, (*overrides, "rep.max_points=80"))
+    state = T.build(spec, prior)
+    strategy = state.representation.strategy
+    grow = strategy._grow_gs
+
+    def spy(params, optimizers, state_, step):
+        grads = (state_["grad2d"] / state_["count"].clamp_min(1)).clone()
+        n_dupli, n_split = grow(params, optimizers, state_, step)
+        grown.append((len(grads), n_dupli + n_split))
+        return n_dupli, n_split
+
+    strategy._grow_gs = spy
+    T.optimise(state, progress=False)
+    assert grown == [(64, 16), (80, 0)]
+    assert state.representation.num_points == 80
+    assert strategy.grow_grad2d == 0.0  # the raised threshold was for that growth only
+    uncapped = T.resolve(cfg, (*overrides, "rep.max_points=1000"))
+    assert refinements(uncapped, prior)[2] == 256  # uncapped, every Gaussian grows at both refinements: 64 → 128 → 256
+
+
 def test_every_declared_schedule_names_step_counts():
     for reg in (registry.LOSSES, registry.REPRESENTATIONS):
         for name in reg.names():

@@ -78,7 +78,9 @@ class Gaussians(Representation):
         """gsplat's grow_grad2d: mean screen-space gradient above which Gaussians grow."""
         prune_opacity: float = 0.005
         max_points: int = 6144
-        """No growth once this many Gaussians exist (keeps CPU steps bounded; raise it for SD-scale runs)."""
+        """At most this many Gaussians after a growth (keeps CPU steps bounded; raise it for SD-scale runs).
+        When more Gaussians qualify than there is room for, only those with the largest screen-space
+        gradients grow (gsplat's rule with a raised threshold), so the count never exceeds the cap."""
 
         step_schedule: ClassVar[StepSchedule] = StepSchedule(500, ("densify_from", "densify_until", "densify_every"))
         """The densification steps above are those of a 500-step trial; a trial scales them to its own length."""
@@ -242,25 +244,38 @@ def _ball(n: int, radius: float, generator: torch.Generator | None = None) -> Te
 
 
 class _CappedStrategy:
-    """gsplat's DefaultStrategy that stops growing at ``max_points`` Gaussians, and whose splits draw
+    """gsplat's DefaultStrategy that grows to at most ``max_points`` Gaussians, and whose splits draw
     from ``generator`` (the representation's stream) rather than torch's global generator: gsplat's
     ``split`` samples the new means with ``torch.randn``, so each growth runs under a forked global
-    generator seeded from ``generator`` (None: the global generator, as gsplat does)."""
+    generator seeded from ``generator`` (None: the global generator, as gsplat does).
+
+    The cap is hard: gsplat adds one Gaussian per duplicated or split one (those whose mean
+    screen-space gradient exceeds ``grow_grad2d``), so when more qualify than ``max_points − N``, the
+    threshold is raised for that growth to the gradient of the first one left out, and only the
+    largest gradients grow."""
 
     def __new__(cls, max_points: int, generator: torch.Generator | None = None, **kwargs: Any):
         from gsplat.strategy import DefaultStrategy
 
         class Capped(DefaultStrategy):
             def _grow_gs(self, params, optimizers, state, step):  # type: ignore[override]
-                if len(params["means"]) >= max_points:
+                room = max_points - len(params["means"])
+                if room <= 0:
                     return 0, 0
-                if generator is None:
-                    return super()._grow_gs(params, optimizers, state, step)
-                seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-                device = params["means"].device
-                with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-                    torch.manual_seed(seed)
-                    return super()._grow_gs(params, optimizers, state, step)
+                threshold = self.grow_grad2d
+                grads = state["grad2d"] / state["count"].clamp_min(1)
+                if int((grads > threshold).sum()) > room and self.refine_scale2d_stop_iter <= step:
+                    self.grow_grad2d = max(threshold, float(grads.flatten().sort(descending=True).values[room]))
+                try:
+                    if generator is None:
+                        return super()._grow_gs(params, optimizers, state, step)
+                    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+                    device = params["means"].device
+                    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                        torch.manual_seed(seed)
+                        return super()._grow_gs(params, optimizers, state, step)
+                finally:
+                    self.grow_grad2d = threshold
 
         return Capped(**kwargs)
 
