@@ -16,8 +16,8 @@ Each repeat renders one view drawn from the trial's camera distribution (a fixed
 for both paths), as a trial step does (batch size 1); forward+backward backpropagates
 ``(rgb · r).sum() + alpha.sum()`` with a fixed random ``r`` into the raw parameters. Times are wall
 milliseconds (min / median) and, since the machine is shared, CPU milliseconds of this process
-(``process_time``, which other jobs do not inflate as much). ``stages`` splits one forward+backward
-into projection, compositing, compositing backward and projection backward (medians). ``agreement``
+(``process_time``, which other jobs do not inflate as much). ``stages_cpu_median_ms`` splits one
+forward+backward into projection, compositing, compositing backward and projection backward (CPU ms). ``agreement``
 is the largest difference between the two paths' outputs and gradients on those views.
 
     python -m benchmarks.splat_cpu [--repeats 30] [--steps 300]
@@ -97,7 +97,7 @@ def render(params: dict, background, cams, size: int, backward: bool, cotangent=
 
 
 def stages(params: dict, background, cams, size: int, cotangent) -> dict:
-    """Seconds of projection, compositing, compositing backward and projection backward (one render)."""
+    """CPU seconds of projection, compositing, compositing backward and projection backward (one render)."""
     from sdbench.hardware import legacy_path
     from sdbench.representations import splat
 
@@ -108,17 +108,17 @@ def stages(params: dict, background, cams, size: int, cotangent) -> dict:
     project, composite = (
         (splat._project_gsplat, splat._composite_sparse_legacy) if legacy_path() else (splat.project, splat.composite_sparse)
     )
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     proj = project(*inputs, cams.viewmats, K, size, size, 0)
-    t1 = time.perf_counter()
+    t1 = time.process_time()
     rgb, alpha = composite(proj, opacities, size, size, background)
-    t2 = time.perf_counter()
+    t2 = time.process_time()
     outs = [proj.means2d, proj.conics, proj.colors, opacities]
     grads = torch.autograd.grad((rgb * cotangent).sum() + alpha.sum(), outs, allow_unused=True)
-    t3 = time.perf_counter()
+    t3 = time.process_time()
     pairs = [(o, g) for o, g in zip(outs, grads) if g is not None]
     torch.autograd.grad([o for o, _ in pairs], list(p.values()), [g for _, g in pairs], allow_unused=True)
-    t4 = time.perf_counter()
+    t4 = time.process_time()
     return {"project": t1 - t0, "composite": t2 - t1, "composite_backward": t3 - t2, "project_backward": t4 - t3}
 
 
@@ -156,7 +156,7 @@ def measure(params: dict, background, size: int, repeats: int) -> dict:
             "forward_backward_ms": summary(wall[name, True]),
             "forward_cpu_ms": summary(cpu[name, False]),
             "forward_backward_cpu_ms": summary(cpu[name, True]),
-            "stages_median_ms": {k: round(1000 * statistics.median(s[k] for s in parts[name]), 3) for k in parts[name][0]},
+            "stages_cpu_median_ms": {k: round(1000 * statistics.median(s[k] for s in parts[name]), 3) for k in parts[name][0]},
         }
     for key in ("forward_ms", "forward_backward_ms", "forward_cpu_ms", "forward_backward_cpu_ms"):
         out.setdefault("speedup", {})[key] = {

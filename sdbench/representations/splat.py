@@ -82,55 +82,17 @@ def project(
     The arithmetic of gsplat's torch reference (:func:`_project_gsplat`), regrouped so that no batched
     3×3 product is left: with ``M = R S`` (rotation times scales, ``Σ = M Mᵀ``), ``W`` the camera
     rotation and ``J`` the clamped perspective Jacobian, the 2D covariance ``J W Σ Wᵀ Jᵀ`` is ``B Bᵀ``
-    with ``B = J (W M)`` (``2 × 3``). Tensors are laid out component-first (rows ``[C, 3, N]``,
-    ``[C, N]``), so every step is an element-wise op over ``N`` that autograd differentiates cheaply
-    (no ``[..., 3, 3]`` batched products, no slicing of large tensors). Radii, visibility and culling
-    as gsplat's.
+    with ``B = J (W M)`` (``2 × 3``); every step is an element-wise op over ``N``, and the backward is
+    written by hand (:class:`_Projection`). Radii, visibility and culling as gsplat's; colours from
+    the SH coefficients with autograd. Cameras that require grad go through :func:`_project_gsplat`.
     """
     assert (sh_degree + 1) ** 2 <= sh.shape[1], f"sh_degree {sh_degree} needs {(sh_degree + 1) ** 2} coefficients, got {sh.shape}"
+    if viewmats.requires_grad or Ks.requires_grad:  # gradients for the cameras: autograd through the reference
+        return _project_gsplat(means, quats, scales, sh, viewmats, Ks, width, height, sh_degree, eps2d)
     C, N = len(viewmats), len(means)
-    w, x, y, z = F.normalize(quats, dim=-1).T  # [N] each
-    s = scales.T  # [3, N]
-    M = (  # rows of M = R S (Σ = M Mᵀ), each [3, N]
-        torch.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)]) * s,
-        torch.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)]) * s,
-        torch.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]) * s,
+    means2d, depths, conics, radii = _Projection.apply(
+        means, quats, scales, viewmats, Ks, width, height, eps2d, near_plane, far_plane
     )
-    W = viewmats[:, :3, :3, None, None]  # [C, 3, 3, 1, 1]
-    WM = [W[:, r, 0] * M[0] + W[:, r, 1] * M[1] + W[:, r, 2] * M[2] for r in range(3)]  # rows of W M, [C, 3, N]
-    mx, my, mz = means.T
-    Wt = viewmats[:, :3, :, None]  # [C, 3, 4, 1]
-    tx, ty, tz = (Wt[:, r, 0] * mx + Wt[:, r, 1] * my + Wt[:, r, 2] * mz + Wt[:, r, 3] for r in range(3))  # [C, N]
-    fx, fy, cx, cy = (Ks[:, 0, 0, None], Ks[:, 1, 1, None], Ks[:, 0, 2, None], Ks[:, 1, 2, None])  # [C, 1]
-    tan_fovx, tan_fovy = 0.5 * width / fx, 0.5 * height / fy
-    lim_x_pos, lim_x_neg = (width - cx) / fx + 0.3 * tan_fovx, cx / fx + 0.3 * tan_fovx
-    lim_y_pos, lim_y_neg = (height - cy) / fy + 0.3 * tan_fovy, cy / fy + 0.3 * tan_fovy
-    txc = tz * torch.clamp(tx / tz, min=-lim_x_neg, max=lim_x_pos)
-    tyc = tz * torch.clamp(ty / tz, min=-lim_y_neg, max=lim_y_pos)
-    tz2 = tz**2
-    # B = J (W M): J = [[fx/z, 0, −fx x/z²], [0, fy/z, −fy y/z²]]
-    B0 = (fx / tz)[:, None] * WM[0] + (-fx * txc / tz2)[:, None] * WM[2]  # [C, 3, N]
-    B1 = (fy / tz)[:, None] * WM[1] + (-fy * tyc / tz2)[:, None] * WM[2]
-    c00 = (B0 * B0).sum(1) + eps2d  # [C, N]
-    c01 = (B0 * B1).sum(1)
-    c11 = (B1 * B1).sum(1) + eps2d
-    det = (c00 * c11 - c01 * c01).clamp(min=1e-10)
-    conics = torch.stack([c11 / det, -c01 / det, c00 / det], dim=-1)  # [C, N, 3]
-    means2d = torch.stack(
-        [
-            (Ks[:, 0, 0, None] * tx + Ks[:, 0, 1, None] * ty + Ks[:, 0, 2, None] * tz) / tz,
-            (Ks[:, 1, 0, None] * tx + Ks[:, 1, 1, None] * ty + Ks[:, 1, 2, None] * tz) / tz,
-        ],
-        dim=-1,
-    )  # [C, N, 2]
-    with torch.no_grad():
-        radius = torch.stack([torch.ceil(3.33 * torch.sqrt(c00)), torch.ceil(3.33 * torch.sqrt(c11))], dim=-1)
-        valid = (det > 0) & (tz > near_plane) & (tz < far_plane)
-        u, v = means2d[..., 0], means2d[..., 1]
-        inside = (
-            (u + radius[..., 0] > 0) & (u - radius[..., 0] < width) & (v + radius[..., 1] > 0) & (v - radius[..., 1] < height)
-        )
-        radii = torch.where((valid & inside)[..., None], radius, torch.zeros_like(radius)).int()
     if sh_degree == 0:
         colors = (0.2820947917738781 * sh[None, :, 0]).expand(C, N, 3)
     else:
@@ -140,7 +102,153 @@ def project(
         campos = torch.linalg.inv(viewmats)[:, :3, 3]  # [C, 3]
         bases = _eval_sh_bases_fast(nb, F.normalize(means[None] - campos[:, None], p=2, dim=-1))  # [C, N, nb]
         colors = (bases[..., None] * sh[None, :, :nb]).sum(dim=-2)
-    return Projected(radii, means2d, tz, conics, torch.clamp_min(colors + 0.5, 0.0))
+    return Projected(radii, means2d, depths, conics, torch.clamp_min(colors + 0.5, 0.0))
+
+
+class _Projection(torch.autograd.Function):
+    """gsplat's EWA projection (``_fully_fused_projection`` after ``_quat_scale_to_covar_preci``) with
+    a hand-written backward, as gsplat's ``fully_fused_projection_bwd`` kernel has.
+
+    Forward, per camera and Gaussian (every tensor ``[C, N]`` or component-first ``[C, 3, N]``):
+    ``q̂ = q / |q|``, ``M = R(q̂) diag(s)``, camera-space mean ``t = W m + T``, the Jacobian
+    ``J = [[fx/z, 0, −fx u/z], [0, fy/z, −fy v/z]]`` with ``u = clamp(x/z)``, ``v = clamp(y/z)`` (1.3× the
+    field of view), ``B = J W M`` (``2 × 3``), 2D covariance ``Σ' = B Bᵀ + eps2d I`` (= ``J W Σ Wᵀ Jᵀ``),
+    conic ``Σ'⁻¹``, pixel mean ``K t / z``. Backward: ``∂Σ'`` from the conic through the inverse
+    (``∂det``), ``∂B = (∂Σ' + ∂Σ'ᵀ) B``, then through ``J`` (and ``z``, ``u``, ``v``), ``W``, ``M`` to the
+    rotation entries, the scales and the quaternion's normalisation. Cameras get no gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, means, quats, scales, viewmats, Ks, width, height, eps2d, near_plane, far_plane):
+        N = len(means)
+        norm = quats.norm(dim=-1).clamp_min(1e-12)  # F.normalize's
+        qh = (quats / norm[:, None]).T.contiguous()  # [4, N]
+        w, x, y, z = qh
+        R = torch.stack(
+            [
+                1 - 2 * (y * y + z * z),
+                2 * (x * y - w * z),
+                2 * (x * z + w * y),
+                2 * (x * y + w * z),
+                1 - 2 * (x * x + z * z),
+                2 * (y * z - w * x),
+                2 * (x * z - w * y),
+                2 * (y * z + w * x),
+                1 - 2 * (x * x + y * y),
+            ]
+        ).view(3, 3, N)  # R[i, j]
+        s = scales.T.contiguous()  # [3, N]
+        M = R * s  # M[i, j] = R[i, j] s[j]
+        W = viewmats[:, :3, :3]  # [C, 3, 3]
+        WM = torch.stack([sum(W[:, r, i, None, None] * M[i] for i in range(3)) for r in range(3)], 1)  # [C, 3, 3, N]
+        m = means.T  # [3, N]
+        tx, ty, tz = (sum(W[:, r, i, None] * m[i] for i in range(3)) + viewmats[:, r, 3, None] for r in range(3))  # [C, N]
+        fx, fy, cx, cy = Ks[:, 0, 0, None], Ks[:, 1, 1, None], Ks[:, 0, 2, None], Ks[:, 1, 2, None]  # [C, 1]
+        tan_fovx, tan_fovy = 0.5 * width / fx, 0.5 * height / fy
+        ux, vy = tx / tz, ty / tz
+        u = torch.clamp(ux, min=-(cx / fx + 0.3 * tan_fovx), max=(width - cx) / fx + 0.3 * tan_fovx)
+        v = torch.clamp(vy, min=-(cy / fy + 0.3 * tan_fovy), max=(height - cy) / fy + 0.3 * tan_fovy)
+        J00, J02, J11, J12 = fx / tz, -fx * u / tz, fy / tz, -fy * v / tz
+        B0 = J00[:, None] * WM[:, 0] + J02[:, None] * WM[:, 2]  # [C, 3, N]
+        B1 = J11[:, None] * WM[:, 1] + J12[:, None] * WM[:, 2]
+        c00 = (B0 * B0).sum(1) + eps2d
+        c01 = (B0 * B1).sum(1)
+        c11 = (B1 * B1).sum(1) + eps2d
+        det_raw = c00 * c11 - c01 * c01
+        det = det_raw.clamp(min=1e-10)
+        conics = torch.stack([c11 / det, -c01 / det, c00 / det], dim=-1)  # [C, N, 3]
+        K = Ks[:, :2, :, None]  # [C, 2, 3, 1]
+        px = (K[:, 0, 0] * tx + K[:, 0, 1] * ty + K[:, 0, 2] * tz) / tz
+        py = (K[:, 1, 0] * tx + K[:, 1, 1] * ty + K[:, 1, 2] * tz) / tz
+        means2d = torch.stack([px, py], dim=-1)  # [C, N, 2]
+        radius = torch.stack([torch.ceil(3.33 * torch.sqrt(c00)), torch.ceil(3.33 * torch.sqrt(c11))], dim=-1)
+        valid = (det > 0) & (tz > near_plane) & (tz < far_plane)
+        inside = (
+            (px + radius[..., 0] > 0) & (px - radius[..., 0] < width) & (py + radius[..., 1] > 0) & (py - radius[..., 1] < height)
+        )
+        radii = torch.where((valid & inside)[..., None], radius, torch.zeros_like(radius)).int()
+        ctx.mark_non_differentiable(radii)
+        free_u = (ux == u).to(ux.dtype)  # where the field-of-view clamp passes gradient
+        free_v = (vy == v).to(vy.dtype)
+        ctx.save_for_backward(
+            norm,
+            qh,
+            R,
+            s,
+            WM,
+            W,
+            Ks,
+            tx,
+            ty,
+            tz,
+            u,
+            v,
+            free_u,
+            free_v,
+            B0,
+            B1,
+            c00,
+            c01,
+            c11,
+            det,
+            det_raw >= 1e-10,
+            conics,
+            px,
+            py,
+        )
+        return means2d, tz, conics, radii
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g_means2d, g_depths, g_conics, _):
+        norm, qh, R, s, WM, W, Ks, tx, ty, tz, u, v, free_u, free_v, B0, B1, c00, c01, c11, det, det_ok, conics, px, py = (
+            ctx.saved_tensors
+        )
+        # conic = (c11, −c01, c00) / det
+        gp, gq, gr = g_conics.unbind(-1)
+        g_det = -(gp * conics[..., 0] + gq * conics[..., 1] + gr * conics[..., 2]) / det * det_ok
+        g00 = gr / det + g_det * c11
+        g11 = gp / det + g_det * c00
+        g01 = -gq / det - 2 * g_det * c01
+        # Σ' = B Bᵀ
+        gB0 = (2 * g00)[:, None] * B0 + g01[:, None] * B1  # [C, 3, N]
+        gB1 = (2 * g11)[:, None] * B1 + g01[:, None] * B0
+        # B = J (W M)
+        fx, fy = Ks[:, 0, 0, None], Ks[:, 1, 1, None]
+        J00, J02, J11, J12 = fx / tz, -fx * u / tz, fy / tz, -fy * v / tz
+        gJ00, gJ02 = (gB0 * WM[:, 0]).sum(1), (gB0 * WM[:, 2]).sum(1)
+        gJ11, gJ12 = (gB1 * WM[:, 1]).sum(1), (gB1 * WM[:, 2]).sum(1)
+        gWM = (J00[:, None] * gB0, J11[:, None] * gB1, J02[:, None] * gB0 + J12[:, None] * gB1)  # rows r, [C, 3, N]
+        gM = torch.stack([sum((W[:, r, i, None, None] * gWM[r]).sum(0) for r in range(3)) for i in range(3)])  # [3, 3, N]
+        # M = R diag(s)
+        g_scales = (gM * R).sum(0).T  # [N, 3]
+        gR = (gM * s).reshape(9, -1)
+        w, x, y, z = qh
+        g00_, g01_, g02_, g10_, g11_, g12_, g20_, g21_, g22_ = gR
+        g_qh = 2 * torch.stack(
+            [
+                -z * g01_ + y * g02_ + z * g10_ - x * g12_ - y * g20_ + x * g21_,
+                y * g01_ + z * g02_ + y * g10_ - 2 * x * g11_ - w * g12_ + z * g20_ + w * g21_ - 2 * x * g22_,
+                -2 * y * g00_ + x * g01_ + w * g02_ + x * g10_ + z * g12_ - w * g20_ + z * g21_ - 2 * y * g22_,
+                -2 * z * g00_ - w * g01_ + x * g02_ + w * g10_ - 2 * z * g11_ + y * g12_ + x * g20_ + y * g21_,
+            ]
+        )  # [4, N]
+        g_quats = ((g_qh - qh * (qh * g_qh).sum(0)) / norm).T  # through q / |q|
+        # pixel means K t / z, depth z, and J's dependence on z, u = clamp(x / z), v = clamp(y / z)
+        gu, gv = g_means2d.unbind(-1)
+        K = Ks[:, :2, :, None]
+        gtx = (gu * K[:, 0, 0] + gv * K[:, 1, 0]) / tz
+        gty = (gu * K[:, 0, 1] + gv * K[:, 1, 1]) / tz
+        gtz = (gu * (K[:, 0, 2] - px) + gv * (K[:, 1, 2] - py)) / tz + g_depths
+        gtz = gtz - (gJ00 * J00 + gJ02 * J02 + gJ11 * J11 + gJ12 * J12) / tz
+        g_ux = -gJ02 * fx / tz * free_u  # ∂L/∂(x / z)
+        g_vy = -gJ12 * fy / tz * free_v
+        gtx = gtx + g_ux / tz
+        gty = gty + g_vy / tz
+        gtz = gtz - (g_ux * tx + g_vy * ty) / (tz * tz)
+        g_t = (gtx, gty, gtz)
+        g_means = torch.stack([sum((W[:, r, i, None] * g_t[r]).sum(0) for r in range(3)) for i in range(3)], -1)  # [N, 3]
+        return g_means, g_quats, g_scales, None, None, None, None, None, None, None
 
 
 def _project_gsplat(

@@ -257,3 +257,34 @@ def test_surface_render_matches_the_previous_implementation(monkeypatch):
     for gn, go in zip(outs[0][3], outs[1][3]):
         torch.testing.assert_close(gn, go, atol=1e-4 * max(go.abs().max().item(), 1e-6), rtol=0)
     assert math.isfinite(outs[0][2].sum().item())
+
+
+def test_the_projection_backward_matches_finite_differences():
+    """gradcheck in float64 of means2d, depths and conics against means, quats and scales, with one
+    Gaussian outside the field of view (where the Jacobian's clamp stops the gradient of x / z)."""
+    g = torch.Generator().manual_seed(0)
+    means = ((torch.rand(12, 3, generator=g) * 2 - 1) * 0.7).double()
+    means[0, 1] += 3.0  # beside both views, in front of them
+    quats = torch.randn(12, 4, generator=g).double()
+    scales = torch.exp(torch.randn(12, 3, generator=g) * 0.5 - 2).double()
+    cams = Cameras.orbit(2, elevation=20.0, radius=2.5)
+    viewmats, Ks = cams.viewmats.double(), cams.intrinsics(16, 20).double()
+    with torch.no_grad():  # the clamped case is exercised
+        t = viewmats[:, :3, :3] @ means.T + viewmats[:, :3, 3:]
+        reach = (20 - Ks[:, 0, 2, None]) / Ks[:, 0, 0, None] * 1.3  # cx = W / 2: the limit on either side
+        assert ((t[:, 0] / t[:, 2]).abs() > reach)[:, 0].all() and (t[:, 2] > 0).all()
+
+    def fn(m, q, s):
+        return splat._Projection.apply(m, q, s, viewmats, Ks, 20, 16, 0.3, 0.01, 1e10)[:3]
+
+    inputs = tuple(t.requires_grad_(True) for t in (means, quats, scales))
+    assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-6)
+
+
+def test_cameras_with_gradient_go_through_the_reference_projection():
+    params = [t.detach() for t in _scene("random", n=40)]
+    cams = Cameras.orbit(2)
+    viewmats = cams.viewmats.clone().requires_grad_(True)
+    rgb, _, _ = splat.rasterize_torch(*params, viewmats, cams.intrinsics(12, 12), 12, 12, 1, torch.ones(3))
+    (grad,) = torch.autograd.grad(rgb.sum(), viewmats)
+    assert grad.abs().max() > 0
