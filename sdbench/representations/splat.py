@@ -394,7 +394,7 @@ class _Composite(torch.autograd.Function):
     Backward, per kept pair in pixel ``p`` with ``v_i = g_rgb[p]·(c_i − bg) + g_acc[p]`` (``= ∂L/∂w_i``):
     ``∂L/∂c_i = w_i g_rgb[p]``, ``∂L/∂α_i = T_i v_i − S_i / (1 − α_i)``, ``S_i = Σ_{j>i} w_j v_j``
     (a float64 suffix sum), then through ``α = min(0.999, o e^{−σ})`` to ``o``, the conic and the
-    mean; per-Gaussian gradients are ``index_add`` of every pair's values.
+    mean: per Gaussian, ``index_add`` sums of ``−∂L/∂σ`` times ``(dx, dy, dx², dx dy, dy², 1)``.
 
     Per-pair tensors are laid out channels first (``[6, P]``, ``[K, P]``) so that gathers, sums and
     ``index_add`` run along contiguous rows.
@@ -465,29 +465,33 @@ class _Composite(torch.autograd.Function):
         last = torch.cumsum(torch.bincount(pix, minlength=pixels), 0) - 1
         S = (csum.index_select(0, last.index_select(0, pix)) - csum).to(w.dtype)
         d_alpha = T * v - S / (1 - alpha)
-        # α = min(0.999, o e^{−σ}), σ = ½ (a dx² + c dy²) + b dx dy, dx = px + ½ − x̄
-        mx, my, ca, cb, cc, o = packed.index_select(1, g)
+        # through α = min(0.999, o e^{−σ}): ∂α/∂σ = −α and ∂α/∂o = α / o below the clamp, nothing at it
+        # (autograd through clamp_max would pass it where o e^{−σ} rounds to exactly 0.999; this does not)
+        d_sigma = d_alpha.masked_fill_(alpha >= ALPHA_MAX, 0.0).mul_(alpha)  # −∂L/∂σ
+        # σ = ½ (a dx² + c dy²) + b dx dy with dx = px + ½ − x̄: per pair the sums of −∂L/∂σ times
+        # (dx, dy, dx², dx dy, dy², 1); a, b, c, o are per Gaussian and multiply after the index_add
+        mx, my = packed[:2].index_select(1, g)
         py = torch.div(pix, width, rounding_mode="floor")
         dx = (pix - py * width).to(mx.dtype) + 0.5 - mx
         dy = (py % height).to(mx.dtype) + 0.5 - my
-        G = torch.exp(-(0.5 * (ca * dx * dx + cc * dy * dy) + cb * dx * dy))
-        raw = o * G
-        d_raw = d_alpha.masked_fill_(raw > ALPHA_MAX, 0.0)  # no gradient through the clamp
-        d_sigma = d_raw * raw  # −∂L/∂σ
-        rows = torch.empty(6, len(g), dtype=G.dtype, device=G.device)  # ∂L/∂(x̄, ȳ, a, b, c, o) of each pair
-        torch.mul(ca, dx, out=rows[0]).addcmul_(cb, dy).mul_(d_sigma)  # ∂σ/∂x̄ = −(a dx + b dy)
-        torch.mul(cb, dx, out=rows[1]).addcmul_(cc, dy).mul_(d_sigma)
-        torch.mul(dx, dx, out=rows[2]).mul_(d_sigma).mul_(-0.5)  # ∂σ/∂a = ½ dx²
-        torch.mul(dx, dy, out=rows[3]).mul_(d_sigma).neg_()
-        torch.mul(dy, dy, out=rows[4]).mul_(d_sigma).mul_(-0.5)
-        torch.mul(d_raw, G, out=rows[5])
-        grads = torch.zeros(6, C * N, dtype=rows.dtype, device=rows.device).index_add_(1, g, rows)
-        grad_cols = torch.zeros(k, C * N, dtype=rows.dtype, device=rows.device).index_add_(1, g, gr.mul_(w))
+        terms = torch.empty(6, len(g), dtype=dx.dtype, device=dx.device)
+        torch.mul(d_sigma, dx, out=terms[0])
+        torch.mul(d_sigma, dy, out=terms[1])
+        torch.mul(terms[0], dx, out=terms[2])
+        torch.mul(terms[0], dy, out=terms[3])
+        torch.mul(terms[1], dy, out=terms[4])
+        terms[5] = d_sigma
+        sums = torch.zeros(6, C * N, dtype=dx.dtype, device=dx.device).index_add_(1, g, terms)
+        a, b, c, o = packed[2:]
+        grad_means2d = torch.stack([a * sums[0] + b * sums[1], b * sums[0] + c * sums[1]], -1)  # ∂σ/∂x̄ = −(a dx + b dy)
+        grad_conics = torch.stack([-0.5 * sums[2], -sums[3], -0.5 * sums[4]], -1)
+        grad_opacities = torch.where(o > 0, sums[5] / o, torch.zeros_like(o))
+        grad_cols = torch.zeros(k, C * N, dtype=dx.dtype, device=dx.device).index_add_(1, g, gr.mul_(w))
         grad_bg = ((1 - acc) * g_rgb).sum(1) if ctx.needs_input_grad[4] else None
         return (
-            grads[0:2].T.reshape(C, N, 2).contiguous(),
-            grads[2:5].T.reshape(C, N, 3).contiguous(),
-            grads[5].reshape(C, N).sum(0),
+            grad_means2d.view(C, N, 2),
+            grad_conics.view(C, N, 3),
+            grad_opacities.view(C, N).sum(0),
             grad_cols.T.reshape(C, N, k).contiguous(),
             grad_bg,
             None,
