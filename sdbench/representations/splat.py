@@ -451,6 +451,7 @@ class _Composite(torch.autograd.Function):
         return rgb.view(C, height, width, k), acc.view(C, height, width, 1)
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_rgb, grad_alpha):
         packed, cols, background, g, pix, alpha, T, acc = ctx.saved_tensors
         C, N, height, width = ctx.shape
@@ -506,10 +507,10 @@ def composite_sparse(
     opacities: Tensor,  # [N] in (0, 1)
     width: int,
     height: int,
-    background: Tensor,  # [K]
+    background: Tensor,  # [k]
 ) -> tuple[Tensor, Tensor]:
-    """Composite over the pixel–Gaussian pairs that can pass the ``α`` test; returns rgb ``[C, H, W, K]``,
-    alpha ``[C, H, W, 1]`` (``K`` = the colour channels, 3 for RGB; RGB + depth: 4).
+    """Composite over the pixel–Gaussian pairs that can pass the ``α`` test; returns rgb ``[C, H, W, k]``,
+    alpha ``[C, H, W, 1]`` (``k`` colour channels in ``proj.colors``: 3 for RGB, RGB + depth: 4).
 
     Pairs are built per Gaussian from its radius box and ``σ ≤ ln(255 o)`` ellipse (:func:`_blocks`);
     skipped pairs (``α < 1/255`` or ``σ < 0``) and those behind the transmittance cut-off are dropped
