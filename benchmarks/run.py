@@ -22,6 +22,7 @@ BENCHMARKS = (
     "losses",
     "losses_2d",
     "gaussians",
+    "splat_cpu",
     "nerf",
     "sweep",
     "cluster",

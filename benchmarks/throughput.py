@@ -3,9 +3,9 @@
 The grid: every registered loss × image / 3DGS / NeRF × 2 prompts × 2 seeds at 200 steps, the toy
 prior, run by ``run_sweep`` as ``sdbench sweep`` runs it (local Ray, one worker per CPU, W&B and FID
 off). It runs twice in one process, back to back: first with ``SDBENCH_LEGACY_PATH=1`` (the trial path
-before the throughput work: no in-process caches of evaluation truths, the per-parameter NaN/inf scan),
-then with today's default. Throughput = trial-steps / wall seconds of the whole sweep (Ray start-up,
-evaluation, files and report included); ``trial_span`` gives the same over the trials' own span.
+before the throughput work: no in-process caches of evaluation truths, the per-parameter NaN/inf scan,
+the autograd CPU splat renderer), then with today's default. Throughput = trial-steps / wall seconds
+of the whole sweep (Ray start-up, evaluation, files and report included); ``trial_span`` gives the same over the trials' own span.
 
 ``--quick``: 3 losses (SDS, VDM, VSD) × 3 representations × 1 prompt × 2 seeds at 40 steps, a smoke
 run whose ratio over-weights the per-trial costs (evaluation) against the steps.

@@ -96,6 +96,8 @@ class PeakMemory:
 
 def legacy_path() -> bool:
     """``SDBENCH_LEGACY_PATH=1``: run trials the way sdbench did before the throughput work (no
-    in-process caches of evaluation truths, per-parameter NaN/inf scan). For ``benchmarks/throughput.py``
-    and the equivalence test only; results are the same either way (see ``tests/test_throughput.py``)."""
+    in-process caches of evaluation truths, per-parameter NaN/inf scan, the autograd CPU splat
+    renderer). For ``benchmarks/throughput.py``, ``benchmarks/splat_cpu.py`` and the equivalence
+    tests only; results are the same either way, the renderer's to float rounding (see
+    ``tests/test_throughput.py``, ``tests/representations/test_splat.py``)."""
     return os.environ.get("SDBENCH_LEGACY_PATH", "") == "1"
