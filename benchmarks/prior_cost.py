@@ -11,8 +11,9 @@ measures both before either is built:
   has it; this machine's EPYC does), channels-last memory layout, and ``torch.compile`` (with its
   one-off compile time, which a trial of a few hundred steps must win back).
 
-Both toy UNets are measured: v1 (``weights/prior``'s architecture) and v2
-(:data:`sdbench.world.toy_models.UNET_CONFIG_V2`). Random weights: the cost does not depend on them.
+Both toy UNet sizes are measured: ``base`` (v1's architecture, ``weights/prior``'s, which world v2 uses
+by default) and ``large`` (:data:`sdbench.world.toy_models.UNET_CONFIG_V2_LARGE`, ``train_prior --unet
+large``). Random weights: the cost does not depend on them.
 One torch thread, as a sweep worker on 2 cores gets. Timings are the minimum and median of
 ``repeats`` runs; the machine may be shared (its load average is recorded).
 
@@ -34,6 +35,9 @@ import torch
 from benchmarks.common import run_times, save
 
 BATCHES = (2, 4, 8, 16, 32)
+
+
+SIZES = {"base": ("v1", "base"), "large": ("v2", "large")}
 
 
 def _inputs(world: str, batch: int):
@@ -58,15 +62,16 @@ def _ms(fn, repeats: int, per: int = 1) -> dict:
     return {"min_ms": round(times[0] * 1e3 / per, 2), "median_ms": round(times[len(times) // 2] * 1e3 / per, 2)}
 
 
-def measure(world: str, repeats: int, batches: tuple[int, ...], compile_: bool) -> dict:
+def measure(size: str, repeats: int, batches: tuple[int, ...], compile_: bool) -> dict:
     from sdbench.world import toy_models
 
-    unet = toy_models.build_unet(world, toy_models.RESOLUTION).eval().requires_grad_(False)
+    world = SIZES[size][0]
+    unet = toy_models.build_unet(world, toy_models.RESOLUTION, SIZES[size][1]).eval().requires_grad_(False)
     out: dict = {"parameters": sum(p.numel() for p in unet.parameters()), "per_image_by_batch": {}}
     for b in batches:
         x, t, h = _inputs(world, b)
         out["per_image_by_batch"][str(b)] = _ms(lambda x=x, t=t, h=h: unet(x, t, h), repeats, per=b)
-        print(world, "batch", b, out["per_image_by_batch"][str(b)], flush=True)
+        print(size, "batch", b, out["per_image_by_batch"][str(b)], flush=True)
     x, t, h = _inputs(world, 2)
     paths = {"float32": _ms(lambda: unet(x, t, h), repeats, per=2)}
     with warnings.catch_warnings():
@@ -90,7 +95,7 @@ def measure(world: str, repeats: int, batches: tuple[int, ...], compile_: bool) 
     out["batch2_paths"] = paths
     per = out["per_image_by_batch"]
     out["batching_gain_best"] = round(per["2"]["min_ms"] / min(v["min_ms"] for v in per.values()), 3)
-    print(world, paths, flush=True)
+    print(size, paths, flush=True)
     return out
 
 
@@ -102,7 +107,7 @@ def main(quick: bool = False, compile_: bool = True) -> dict:
         "threads": 1,
         "repeats": repeats,
         "load_average_before": os.getloadavg()[0],
-        "worlds": {w: measure(w, repeats, batches, compile_ and not quick) for w in ("v1", "v2")},
+        "unets": {size: measure(size, repeats, batches, compile_ and not quick) for size in SIZES},
         "load_average_after": os.getloadavg()[0],
     }
     if quick:

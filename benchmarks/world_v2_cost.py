@@ -59,7 +59,11 @@ def prior_step_seconds(world: str, resolution: int, threads: int, repeats: int) 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     tok = toy_models.build_tokenizer(world)
-    text, unet = toy_models.build_text_encoder(len(tok)), toy_models.build_unet(world, resolution)
+    # v2: the large UNet (--unet large), the one these figures were first measured for; the base v2 UNet is v1's
+    text, unet = (
+        toy_models.build_text_encoder(len(tok)),
+        toy_models.build_unet(world, resolution, "large" if world == "v2" else "base"),
+    )
     params = list(unet.parameters()) + list(text.parameters())
     opt = torch.optim.AdamW(params, lr=1e-4)
     ema = [p.detach().clone() for p in copy.deepcopy(params)]

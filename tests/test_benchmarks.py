@@ -123,10 +123,10 @@ def test_prior_cost_quick_reports_per_image_cost_and_kernel_paths():
     from benchmarks import prior_cost
 
     r = prior_cost.main(quick=True)
-    for world in ("v1", "v2"):
-        w = r["worlds"][world]
+    for size in ("base", "large"):
+        w = r["unets"][size]
         assert set(w["per_image_by_batch"]) == {"2", "8"}
         assert set(w["batch2_paths"]) == {"float32", "bfloat16", "channels_last"}  # compile is skipped in quick mode
         assert w["batch2_paths"]["float32"]["speedup_vs_float32"] == 1.0
         assert all(v["min_ms"] > 0 for v in w["per_image_by_batch"].values())
-    assert r["worlds"]["v2"]["parameters"] > r["worlds"]["v1"]["parameters"]
+    assert r["unets"]["large"]["parameters"] > 1.5 * r["unets"]["base"]["parameters"]

@@ -7,9 +7,9 @@ level as in SD 2.1, and t-dependent rules such as DCA's cut-off at 300 carry ove
 No VAE: rendered RGB in [0, 1] maps to the prior's space as ``2x - 1``.
 
 World v2 (``world="v2"``) uses the v2 vocabulary (v1's words keep their token ids, new words are
-appended) and :data:`UNET_CONFIG_V2`: v1's widths, two layers per block and cross-attention at
-16×16 as well as 8×8, for patterns and a front marking placed by the text. Every v1 tensor whose
-name and shape recur in v2 can be copied into it (:func:`sdbench.world.training.warm_start`).
+appended) and :data:`UNET_CONFIG_V2`, v1's architecture, so a warm start from v1 copies every UNet
+tensor; :data:`UNET_CONFIG_V2_LARGE` (two layers per block, cross-attention at 16×16 as well) is the
+``--unet large`` option, grown from v1 function-preservingly (:func:`sdbench.world.training.warm_start_unet`).
 """
 
 from __future__ import annotations
@@ -37,12 +37,22 @@ UNET_CONFIG = dict(
     norm_num_groups=16,
 )
 
-UNET_CONFIG_V2 = dict(
+#: World v2's default UNet: v1's architecture (2.45 M parameters). The prior is most of every toy trial's
+#: step (``benchmarks/results/step_profile.json``), so its size sets what a study costs; the large
+#: variant below costs twice as much per image (``benchmarks/results/prior_cost.json``).
+UNET_CONFIG_V2 = dict(UNET_CONFIG)
+
+#: The large v2 UNet (``--unet large``): two layers per block and cross-attention at 16×16 as well as
+#: 8×8 (4.03 M parameters), grown from v1 function-preservingly (:func:`sdbench.world.training.warm_start_unet`).
+UNET_CONFIG_V2_LARGE = dict(
     UNET_CONFIG,
     layers_per_block=2,
     down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
     up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
 )
+
+#: ``--unet`` choices of ``train_prior``.
+UNET_SIZES = ("base", "large")
 
 SCHEDULER_CONFIG = dict(
     num_train_timesteps=1000,
@@ -95,11 +105,14 @@ def build_text_encoder(vocab_size: int):
     return CLIPTextModel(config)
 
 
-def build_unet(world: World = "v1", resolution: int = RESOLUTION):
-    """The prior's UNet for ``world`` (:data:`UNET_CONFIG` or :data:`UNET_CONFIG_V2`) at ``resolution``."""
+def build_unet(world: World = "v1", resolution: int = RESOLUTION, size: str = "base"):
+    """The prior's UNet for ``world`` at ``resolution``: :data:`UNET_CONFIG` (v1), :data:`UNET_CONFIG_V2`
+    (v2, ``size="base"``) or :data:`UNET_CONFIG_V2_LARGE` (v2, ``size="large"``)."""
     from diffusers import UNet2DConditionModel
 
-    config = UNET_CONFIG if world == "v1" else UNET_CONFIG_V2
+    if size not in UNET_SIZES or (world == "v1" and size != "base"):
+        raise ValueError(f"no {size!r} UNet for world {world}")
+    config = UNET_CONFIG if world == "v1" else UNET_CONFIG_V2 if size == "base" else UNET_CONFIG_V2_LARGE
     return UNet2DConditionModel(**{**config, "sample_size": resolution})
 
 

@@ -13,8 +13,10 @@ gradient clipping, and an EMA of the weights, which is what gets saved.
   prompts for classifier-free guidance (:mod:`sdbench.world.data`).
 * ``--world v2``: colour ranges, patterns, a front marking, front-biased views, ambiguous and
   web-caption-like prompts (:mod:`sdbench.world.data_v2`, whose docstring gives the shares);
-  :data:`~sdbench.world.toy_models.UNET_CONFIG_V2`. ``--warm-start`` copies a v1 folder's matching
-  tensors and extends its token embeddings (:func:`sdbench.world.training.warm_start`).
+  :data:`~sdbench.world.toy_models.UNET_CONFIG_V2` (v1's architecture; ``--unet large``:
+  :data:`~sdbench.world.toy_models.UNET_CONFIG_V2_LARGE`, twice the cost per image). ``--warm-start``
+  copies a v1 folder's matching tensors and extends its token embeddings
+  (:func:`sdbench.world.training.warm_start`).
 
 ``--checkpoint-every`` writes ``checkpoint.pt`` in ``--out``; ``--resume`` continues from it (on the
 CPU exactly as the uninterrupted run). ``train_log.jsonl`` gets step, loss, steps/s and wall time.
@@ -62,6 +64,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--min-snr-gamma", type=float, default=5.0)
     ap.add_argument("--per-class", type=int, default=None, help="cached renders per class (v1: 800 per shape×colour; v2: 100)")
     ap.add_argument("--resolution", type=int, default=toy_models.RESOLUTION, help="image size (v2 only)")
+    ap.add_argument("--unet", choices=toy_models.UNET_SIZES, default="base", help="v2 only: base (v1's architecture) or large")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: all cores)")
     ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto")
@@ -73,6 +76,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     if args.world == "v1" and args.resolution != toy_models.RESOLUTION:
         ap.error("--resolution is a v2 option (v1 is 32x32)")
+    if args.world == "v1" and args.unet != "base":
+        ap.error("--unet is a v2 option")
     if args.per_class is None:
         args.per_class = 800 if args.world == "v1" else 100
     return args
@@ -116,7 +121,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     tokenizer = toy_models.build_tokenizer(args.world)
     text_encoder = toy_models.build_text_encoder(len(tokenizer))
-    unet = toy_models.build_unet(args.world, args.resolution)
+    unet = toy_models.build_unet(args.world, args.resolution, args.unet)
     scheduler = toy_models.build_scheduler()
     warm = None
     if args.warm_start is not None:
@@ -141,8 +146,12 @@ def main(argv: list[str] | None = None) -> dict:
     start_step, extra = 0, {}
     if args.resume and checkpoint.exists():
         start_step, extra = checkpoint.load(modules, opt, rng)
-        if extra.get("world") != args.world or extra.get("batch_size") != args.batch_size:
-            raise SystemExit(f"error: {checkpoint.path} is a {extra.get('world')} run with batch {extra.get('batch_size')}")
+        unet_size = extra.get("unet", "large" if extra.get("world") == "v2" else "base")  # v2 runs before --unet: large
+        if (extra.get("world"), extra.get("batch_size"), unet_size) != (args.world, args.batch_size, args.unet):
+            raise SystemExit(
+                f"error: {checkpoint.path} is a {extra.get('world')} run with batch {extra.get('batch_size')}"
+                f" and the {unet_size} UNet"
+            )
         print(json.dumps({"resumed_from_step": start_step}), flush=True)
     log = TrainLog(args.out, resume_step=start_step if extra else None, seconds_before=extra.get("seconds", 0.0))
     for step in range(start_step, args.steps):
@@ -176,7 +185,13 @@ def main(argv: list[str] | None = None) -> dict:
         if done % args.save_every == 0 or done == args.steps:
             toy_models.save_pipeline_folder(args.out, ema_unet, ema_text, tokenizer, scheduler)
         if args.checkpoint_every and (done % args.checkpoint_every == 0 or done == args.steps):
-            checkpoint.save(done, modules, opt, rng, {"world": args.world, "batch_size": args.batch_size, "seconds": log.seconds})
+            checkpoint.save(
+                done,
+                modules,
+                opt,
+                rng,
+                {"world": args.world, "batch_size": args.batch_size, "unet": args.unet, "seconds": log.seconds},
+            )
     if start_step >= args.steps:
         toy_models.save_pipeline_folder(args.out, ema_unet, ema_text, tokenizer, scheduler)
     summary = {
@@ -185,6 +200,7 @@ def main(argv: list[str] | None = None) -> dict:
         "steps": args.steps,
         "batch_size": args.batch_size,
         "resolution": args.resolution,
+        "unet": args.unet,
         "seconds": round(log.seconds, 1),
         "device": str(device),
         "threads": torch.get_num_threads(),

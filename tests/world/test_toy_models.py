@@ -108,7 +108,7 @@ def test_warm_start_from_the_shipped_v1_prior_predicts_what_v1_predicts():
     v1_unet = UNet2DConditionModel.from_pretrained(WEIGHTS / "unet").eval()
     v1_text = CLIPTextModel.from_pretrained(WEIGHTS / "text_encoder").eval()
     torch.manual_seed(0)
-    v2_unet, v2_tok = toy_models.build_unet("v2").eval(), toy_models.build_tokenizer("v2")
+    v2_unet, v2_tok = toy_models.build_unet("v2", size="large").eval(), toy_models.build_tokenizer("v2")
     v2_text = toy_models.build_text_encoder(len(v2_tok)).eval()
     report = training.warm_start_unet(v2_unet, v1_unet.state_dict())
     assert report["identity_inits"] > 0 and 0.5 < report["share"] < 1
@@ -122,6 +122,22 @@ def test_warm_start_from_the_shipped_v1_prior_predicts_what_v1_predicts():
         torch.testing.assert_close(e2, e1)
         # the grown UNet is the v1 function until training moves it (float32 round-off only)
         torch.testing.assert_close(v2_unet(x, t, e2).sample, v1_unet(x, t, e1).sample, atol=1e-5, rtol=1e-5)
+
+
+def test_the_base_v2_unet_is_v1s_architecture_and_warm_starts_as_a_copy():
+    from diffusers import UNet2DConditionModel
+
+    from sdbench.priors.toy import WEIGHTS
+
+    v1_state = UNet2DConditionModel.from_pretrained(WEIGHTS / "unet").state_dict()
+    base, large = toy_models.build_unet("v2"), toy_models.build_unet("v2", size="large")
+    report = training.warm_start_unet(base, v1_state)
+    assert report == {"copied": len(v1_state), "extended": 0, "skipped": 0, "share": 1.0, "identity_inits": 0}
+    assert all(torch.equal(base.state_dict()[k], v) for k, v in v1_state.items())
+    n_base, n_large = (sum(p.numel() for p in u.parameters()) for u in (base, large))
+    assert n_base == sum(v.numel() for v in v1_state.values()) and n_large > 1.5 * n_base
+    with pytest.raises(ValueError, match="no 'large' UNet for world v1"):
+        toy_models.build_unet("v1", size="large")
 
 
 def test_train_prior_v2_resumes_after_an_interruption_exactly(tmp_path, monkeypatch, v2_cache):
