@@ -49,7 +49,7 @@ import numpy as np
 
 from sdbench.errors import UserError
 from sdbench.results import TrialResult, load_results
-from sdbench.stats import bootstrap_distribution, cluster_bootstrap, holm, tail_share, wilson
+from sdbench.stats import bootstrap_distribution, cluster_bootstrap, holm, paired_differences, tail_share, wilson
 
 START, END = "<!-- sdbench:claims -->", "<!-- /sdbench:claims -->"
 CONFIRMATORY = "gaussians"
@@ -432,12 +432,6 @@ def _clusters(values: dict[tuple[str, int], float]) -> dict[str, list[float]]:
     return dict(out)
 
 
-def _paired(a: dict[tuple[str, int], float], b: dict[tuple[str, int], float]) -> dict[str, list[float]]:
-    from sdbench.stats import paired_differences
-
-    return paired_differences(a, b)
-
-
 # ------------------------------------------------------------------ G5's reference
 def diversity_reference(prompt: str, trial_dir: Path, embed: Callable | None = None) -> float:
     """G5's reference: the same embedding distance between *true* renders over the open attribute's values
@@ -774,7 +768,7 @@ def judge(
             continue
         a = values(CONFIRMATORY, claim.a, claim.metric, claim.log2, claim.subset)
         b = values(CONFIRMATORY, claim.b, claim.metric, claim.log2, claim.subset)
-        clusters = _paired(a, b)
+        clusters = paired_differences(a, b)
         if len(clusters) < MIN_PROMPTS:
             key = METRICS[claim.metric].key
             why = f"too few defined values: {len(clusters)} prompts with `{key}` in both arms, < {MIN_PROMPTS}"
@@ -787,7 +781,7 @@ def judge(
         for rep in sorted(sel.by_rep):
             if rep == CONFIRMATORY:
                 continue
-            c = _paired(
+            c = paired_differences(
                 values(rep, claim.a, claim.metric, claim.log2, claim.subset),
                 values(rep, claim.b, claim.metric, claim.log2, claim.subset),
             )
@@ -796,7 +790,7 @@ def judge(
                 flip = math.copysign(1, e.estimate) != math.copysign(1, est.estimate)
                 res.replications.append({"representation": rep, **asdict(e), "sign_differs": flip})
         for name in SECONDARY.get(claim.metric, ()):
-            c = _paired(
+            c = paired_differences(
                 values(CONFIRMATORY, claim.a, name, False, claim.subset), values(CONFIRMATORY, claim.b, name, False, claim.subset)
             )
             if len(c) >= 2:
@@ -810,6 +804,9 @@ def judge(
     for r, p in zip(tested, adjusted):
         r.p_holm = p
         r.verdict, r.detail = _verdict(r.claim, r.estimate, p)
+        flips = [x["representation"] for x in r.replications if x["sign_differs"]]
+        if flips:  # docs/claims.md, design: a sign that flips between representations is named in the verdict
+            r.detail += f"; the sign flips on {', '.join(flips)}"
     gates = []
     for gid, g in GATES.items():
         for arm in sorted(present):
@@ -953,22 +950,27 @@ def pareto_plot(rows: list[dict[str, Any]], path: Path) -> Path | None:
 
 def claim_picture(claim: Claim, sel: Selection, subsets: dict[str, tuple[str, ...]], path: Path, columns: int = 8) -> Path | None:
     """The two arms (rows) on the first ``columns`` prompts of the claim's subset (columns), lowest seed, view 0."""
+
+    def first_views(arm: str) -> dict[str, Path]:  # prompt → view 0 of its lowest seed that has one
+        out: dict[str, Path] = {}
+        for d, r in sorted(sel.by_rep.get(CONFIRMATORY, {}).get(arm, []), key=lambda x: x[1].seed):
+            if r.completed and r.prompt not in out and (d / "views" / "000.png").is_file():
+                out[r.prompt] = d / "views" / "000.png"
+        return out
+
+    views = {arm: first_views(arm) for arm in (claim.a, claim.b)}
+    prompts = [p for p in subsets.get(claim.subset, ()) if all(p in v for v in views.values())][:columns]
+    if not prompts:
+        return None
     import torch
     from PIL import Image
     from torchvision.transforms.functional import pil_to_tensor
 
     from sdbench.io import save_grid
 
-    arms = sel.by_rep.get(CONFIRMATORY, {})
-
-    def view(arm: str, prompt: str) -> Path | None:
-        found = sorted((r.seed, str(d)) for d, r in arms.get(arm, []) if r.prompt == prompt and r.completed)
-        return next((Path(d) / "views" / "000.png" for _, d in found if (Path(d) / "views" / "000.png").is_file()), None)
-
-    prompts = [p for p in subsets.get(claim.subset, ()) if view(claim.a, p) and view(claim.b, p)][:columns]
-    if not prompts:
-        return None
-    images = [pil_to_tensor(Image.open(view(arm, p)).convert("RGB")).float() / 255 for arm in (claim.a, claim.b) for p in prompts]
+    images = [
+        pil_to_tensor(Image.open(views[arm][p]).convert("RGB")).float() / 255 for arm in (claim.a, claim.b) for p in prompts
+    ]
     size = images[0].shape[1:]
     images = [i if i.shape[1:] == size else torch.ones(3, *size) for i in images]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -1012,7 +1014,36 @@ def _run_line(sel: Selection, results: Sequence[Result]) -> str:
     )
 
 
-def markdown(j: Judgement, results: Sequence[Result], image_dir: Path, run_dir: Path) -> str:
+def controls_section(path: Path | None) -> str:
+    """The positive controls (``docs/controls.md``) restated from ``benchmarks/results/controls.json``."""
+    import json
+
+    if path is None or not Path(path).is_file():
+        return f"Not run yet: no `{path or 'benchmarks/results/controls.json'}` (`make controls`)."
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    res = data.get("results", data)
+    rows = []
+    for name, c in sorted((res.get("controls") or {}).items()):
+        for row in c.get("comparisons", []):
+            rows.append(
+                [
+                    f"({name})",
+                    "passed" if c.get("passed") else "**not passed**",
+                    row.get("name", ""),
+                    f"`{row.get('metric', '')}`",
+                    row.get("arms", ""),
+                    "{} [{}, {}]".format(*(_fmt(row.get(k, math.nan)) for k in ("estimate", "low", "high"))),
+                    row.get("verdict", ""),
+                ]
+            )
+    flag = " These numbers are **not a control run** (quick or changed design)." if res.get("not_a_control_run") else ""
+    when = data.get("measured_at", "?")
+    return f"From `{path}` (measured {when}).{flag}\n\n" + _table(
+        ["control", "control verdict", "comparison", "metric", "arms", "Δ̂ [95 % CI]", "verdict"], rows
+    )
+
+
+def markdown(j: Judgement, results: Sequence[Result], image_dir: Path, run_dir: Path, controls: Path | None = None) -> str:
     """The generated block of docs/claims.md; pictures go to ``image_dir`` (linked as ``images/…``)."""
     reg = j.registration
     parts = [
@@ -1075,6 +1106,7 @@ def markdown(j: Judgement, results: Sequence[Result], image_dir: Path, run_dir: 
             parts.append(f"{r.claim.id}'s timings: {r.source}.")
     parts += [f"Note: {n}" for n in j.notes]
 
+    parts += ["", "### Positive controls of the world (docs/controls.md), restated", "", controls_section(controls)]
     parts += ["", "### Phenomenon gates, every arm (where each phenomenon appears)", ""]
     arms = sorted({g.arm for g in j.gates})
     grid = {(g.gate, g.arm): g for g in j.gates}
@@ -1281,9 +1313,11 @@ def write_claims(
     budget: str | None = None,
     reference: Callable[[str, Path], float] | None = diversity_reference,
     diversity: Callable | None = None,
+    controls: Path | None = None,
 ) -> Judgement:
     """Judge the sweep in ``run_dir`` against the registration in ``doc``: ``run_dir/claims.json``, the pictures in
-    ``doc``'s ``images/`` folder and the results block of ``doc``."""
+    ``doc``'s ``images/`` folder and the results block of ``doc`` (with the positive controls of ``controls``,
+    a ``benchmarks/results/controls.json``, restated)."""
     from sdbench.io import write_json
 
     run_dir, doc = Path(run_dir), Path(doc)
@@ -1295,7 +1329,7 @@ def write_claims(
     if not results:
         raise UserError(f"{run_dir} holds no trial results yet")
     j = judge(results, registration, prior=prior, budget=budget, timings=timings, reference=reference, diversity=diversity)
-    text = markdown(j, results, doc.parent / "images", run_dir)
+    text = markdown(j, results, doc.parent / "images", run_dir, controls)
     write_json(run_dir / "claims.json", to_json(j))
     write_block(doc, text)
     return j

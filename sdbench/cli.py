@@ -295,7 +295,14 @@ def report(
 
         from sdbench.claims import write_claims
 
-        judgement = write_claims(sweep_dir, claims, timings=gpu_timings, prior=claims_prior, budget=claims_budget)
+        judgement = write_claims(
+            sweep_dir,
+            claims,
+            timings=gpu_timings,
+            prior=claims_prior,
+            budget=claims_budget,
+            controls=Path("benchmarks/results/controls.json"),
+        )
         counts = Counter(r.verdict for r in judgement.claims)
         _console().print(f"claims:  {', '.join(f'{k} {v}' for k, v in sorted(counts.items()))} ({len(judgement.claims)} claims)")
         _console().print(f"         {claims.resolve()} (results block), {(sweep_dir / 'claims.json').resolve()}")

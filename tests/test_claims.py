@@ -315,6 +315,37 @@ def test_a_trial_whose_config_is_not_its_arms_is_refused(tmp_path, registration)
         C.check_arms(_results(tmp_path), registration.arms)
 
 
+def test_g5s_reference_is_the_distance_between_true_renders_over_the_open_attribute(tmp_path):
+    from sdbench.trial import TrialConfig, resolve
+
+    config = resolve(TrialConfig(prompt="a cube", prior="toy2"), ["trial.eval_views=4"]).config_dict()
+    d = _write(tmp_path, "sds", "a cube", 0, {}, config=config)
+    calls = []
+
+    def colour(images):  # a fake evaluator: the mean colour of each view
+        calls.append(images.shape)
+        return images.mean((2, 3))
+
+    cube = C.diversity_reference("a cube", d, colour)  # six colours of one shape
+    red = C.diversity_reference("a red object", d, colour)  # five shapes of one colour
+    assert calls[0] == (4, 3, 32, 32) and len(calls) == 6 + 5
+    assert cube > 4 * red > 0  # colour differences move the mean colour far more than shape differences
+    with pytest.raises(UserError, match="no open attribute"):
+        C.diversity_reference("a red cube", d, colour)
+
+
+def test_the_positive_controls_are_restated_from_their_result_file(tmp_path):
+    assert C.controls_section(tmp_path / "none.json").startswith("Not run yet")
+    path = tmp_path / "controls.json"
+    row = {"name": "a1", "metric": "toy_chroma_error", "arms": "S100 − S7.5", "estimate": 4.0, "low": 3.0, "high": 5.0}
+    controls = {"a": {"passed": True, "comparisons": [{**row, "verdict": "reproduced"}]}}
+    path.write_text(json.dumps({"measured_at": "then", "results": {"not_a_control_run": False, "controls": controls}}))
+    text = C.controls_section(path)
+    assert (
+        "| (a) | passed | a1 | `toy_chroma_error` | S100 − S7.5 | 4 [3, 5] | reproduced |" in text and "not a control" not in text
+    )
+
+
 def test_the_results_block_is_the_only_part_of_the_document_written(tmp_path):
     doc = tmp_path / "claims.md"
     doc.write_text("head\n<!-- sdbench:claims -->\nold\n<!-- /sdbench:claims -->\ntail\n")
@@ -378,8 +409,9 @@ def test_report_with_claims_writes_the_block_claims_json_and_pictures(tmp_path, 
                 if p in A:  # sds collapses (both seeds the same object), vsd does not
                     v = rng.normal(size=(8, 4))
                     _readout(d, v if arm != "sds" else np.ones((8, 4)) + 0.01 * seed)
-                if arm != "vsd" and p in S:
-                    _write(run, arm, p, seed, m, loss=loss, rep="image", config=configs[(arm, "image")])
+                if arm != "vsd" and p in S:  # image replication: C3 as on 3DGS, C1 reversed
+                    img = {**m, "toy2_acc": 1.4 - m["toy2_acc"]}
+                    _write(run, arm, p, seed, img, loss=loss, rep="image", config=configs[(arm, "image")])
     before = doc.read_text(encoding="utf-8")
     j = C.write_claims(run, doc, reference=lambda prompt, d: 0.5)
     r = {x.claim.id: x for x in j.claims}
@@ -392,6 +424,7 @@ def test_report_with_claims_writes_the_block_claims_json_and_pictures(tmp_path, 
     assert r["C7"].verdict == "untestable here" and "arm ism not in the sweep" in r["C7"].detail
     assert r["C22"].verdict == "untestable here"
     assert r["C3"].replications and r["C3"].replications[0]["representation"] == "image"
+    assert "sign flips" not in r["C3"].detail and r["C1"].detail.endswith("; the sign flips on image")
     assert [x["key"] for x in r["C3"].secondary] == ["toy_lightness_error"]  # toy_contrast_error was not recorded
     after = doc.read_text(encoding="utf-8")
     head, tail = before.split(C.START)[0], before.split(C.END)[1]
