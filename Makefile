@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: demo test lint test-slow bench study controls install clean-venv
+.PHONY: demo test lint test-slow bench study claims controls install clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,14 @@ STUDY_OUT ?= runs/toy-study
 study: $(STAMP)
 	status=0; $(BIN)/sdbench sweep sweeps/toy-study.toml --out $(STUDY_OUT) --wandb disabled || status=$$?; \
 	$(BIN)/sdbench report $(STUDY_OUT) --markdown docs/toy-study.md && exit $$status
+
+# The claims study (docs/claims.md, pre-registered): the sweep (resumable; rerun to continue) and its verdicts,
+# written into docs/claims.md's results block. CLAIMS_ARGS: e.g. --address auto (a Ray cluster); CLAIMS_REPORT_ARGS:
+# e.g. --gpu-timings benchmarks/results/gpu.json (C22, needs per-step times from a GPU run of benchmarks.gpu).
+CLAIMS_OUT ?= runs/claims
+claims: $(STAMP)
+	status=0; $(BIN)/sdbench sweep sweeps/claims.toml --out $(CLAIMS_OUT) --wandb disabled --no-fid $(CLAIMS_ARGS) || status=$$?; \
+	$(BIN)/sdbench report $(CLAIMS_OUT) --no-fid --claims docs/claims.md $(CLAIMS_REPORT_ARGS) && exit $$status
 
 # The positive controls of toy world v2 (docs/controls.md): needs the trained v2 prior and evaluator;
 # resumable (trial folders in runs/controls); writes benchmarks/results/controls.json and docs/images/control_*.png.

@@ -11,8 +11,9 @@ step; median seconds per step with CUDA synchronised, NFE per step, peak CUDA me
 to SDS.
 
 Part 2, ``gaussians``: end to end with gsplat's CUDA rasteriser for the losses named (SDS and VDM by
-default): median seconds per step after warm-up, peak memory, and the time extrapolated to 5000
-steps next to the paper's ~15 min per asset on one A100.
+default): median seconds per step after warm-up, every timed step (``step_seconds``: the claims
+study's C22 bootstraps the VDM/SDS ratio from them, ``sdbench report --claims ... --gpu-timings``),
+peak memory, and the time extrapolated to 5000 steps next to the paper's ~15 min per asset on one A100.
 
 Writes ``benchmarks/results/gpu.json`` (with the device name) after each part. Without CUDA it
 prints why and writes nothing. ``python -m benchmarks.gpu [--steps N --rounds R --gaussian-steps N]``;
@@ -65,6 +66,7 @@ def run_gaussians(prior, loss: str, steps: int, resolution: int, batch: int, poi
         "peak_memory_mb": round(memory.peak_mb(), 1),
         "gaussians_at_end": int(state.representation.num_points),
         "extrapolated_5000_steps_minutes": round(per_step * 5000 / 60, 1),
+        "step_seconds": [round(t, 6) for t in times],  # every timed step: the claims report resamples them (C22)
     }
 
 

@@ -223,7 +223,7 @@ def _print_sweep(summary) -> None:
 
         for r in csv.DictReader((summary.out / "results.csv").open()):
             if r.get("fid"):
-                fids[GroupKey(r["prior"], r["loss"], r["representation"], r["budget"])] = float(r["fid"])
+                fids[GroupKey(r["prior"], r.get("arm") or r["loss"], r["representation"], r["budget"])] = float(r["fid"])
     out = Table(
         title=(
             f"{summary.completed}/{summary.total} trials completed "
@@ -262,12 +262,27 @@ def report(
         "--markdown",
         help="Also write the tables and image grids into this markdown file (text outside its markers is kept).",
     ),
+    claims: Path | None = typer.Option(
+        None,
+        "--claims",
+        help="Judge the pre-registered claims of this document (docs/claims.md) on the sweep: verdicts into its "
+        "results block (only there), SWEEP/claims.json, pictures in its images/ folder.",
+    ),
+    gpu_timings: Path | None = typer.Option(
+        None, "--gpu-timings", help="With --claims: a benchmarks/gpu.py result with per-step times, for C22 (VDM vs SDS cost)."
+    ),
+    claims_prior: str | None = typer.Option(None, "--claims-prior", help="With --claims: the prior (default: the only one)."),
+    claims_budget: str | None = typer.Option(
+        None, "--claims-budget", help="With --claims: the equal-steps budget, e.g. steps:500 (default: the only one)."
+    ),
 ) -> None:
     """(Re)build results.csv and report.html of a sweep."""
     from sdbench.report import build_report
 
     if not (sweep_dir / "trials").is_dir():
         raise UserError(f"{sweep_dir} is not a sweep directory (no trials/)")
+    if claims is not None and not claims.is_file():
+        raise UserError(f"claims document {claims} does not exist")
     path = build_report(sweep_dir, fid=not no_fid)
     _console().print(f"results: {(sweep_dir / 'results.csv').resolve()}")
     _console().print(f"report:  {path.resolve()}")
@@ -275,6 +290,22 @@ def report(
         from sdbench.study import write_markdown
 
         _console().print(f"markdown: {write_markdown(sweep_dir, markdown).resolve()}")
+    if claims is not None:
+        from collections import Counter
+
+        from sdbench.claims import write_claims
+
+        judgement = write_claims(
+            sweep_dir,
+            claims,
+            timings=gpu_timings,
+            prior=claims_prior,
+            budget=claims_budget,
+            controls=Path("benchmarks/results/controls.json"),
+        )
+        counts = Counter(r.verdict for r in judgement.claims)
+        _console().print(f"claims:  {', '.join(f'{k} {v}' for k, v in sorted(counts.items()))} ({len(judgement.claims)} claims)")
+        _console().print(f"         {claims.resolve()} (results block), {(sweep_dir / 'claims.json').resolve()}")
 
 
 @app.command("eval")

@@ -32,7 +32,7 @@ from sdbench.io import atomic_write, slug, write_text
 from sdbench.results import HEADLINE_METRICS, GroupKey, TrialResult, group_key, load_results
 from sdbench.stats import mean_ci
 
-ID_FIELDS = ("trial", "prompt", "loss", "representation", "prior", "seed", "budget", "status", "error")
+ID_FIELDS = ("trial", "prompt", "loss", "arm", "representation", "prior", "seed", "budget", "status", "error")
 COST_FIELDS = ("seconds", "steps", "nfe", "seconds_per_step", "peak_memory_mb", "nonfinite_grad_steps")
 Result = tuple[Path, TrialResult]
 
@@ -193,6 +193,7 @@ def rows(
             "trial": d.name,
             "prompt": r.prompt,
             "loss": r.loss,
+            "arm": r.arm,
             "representation": r.representation,
             "prior": r.prior,
             "seed": r.seed,

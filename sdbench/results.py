@@ -6,7 +6,7 @@ them). The file carries ``schema_version``; files without one are schema 1 (sdbe
 result) and load into the same :class:`TrialResult`, with the fields they lack left unknown (``None``).
 
 The shared definitions of results live here too: :func:`group_key` (the rows of every table: prior,
-loss, representation, budget), :data:`HEADLINE_METRICS` (the metrics shown first, with short labels)
+loss or arm, representation, budget), :data:`HEADLINE_METRICS` (the metrics shown first, with short labels)
 and :meth:`TrialResult.value` (a metric or ``cost.<field>`` by name). The budget label is
 :attr:`sdbench.budget.Budget.label`, the file-name slug :func:`sdbench.io.slug`.
 """
@@ -93,6 +93,7 @@ class GroupKey(NamedTuple):
 
     prior: str
     loss: str
+    """The loss name, or the trial's arm when it has one (``sds@7.5``; :attr:`TrialResult.arm`)."""
     representation: str
     budget: str
     """The budget's label, ``steps:500``."""
@@ -131,6 +132,14 @@ class TrialResult:
     @property
     def completed(self) -> bool:
         return self.status == "completed"
+
+    @property
+    def arm(self) -> str:
+        """The study arm the trial ran in (``trial.arm`` of its config: a loss with its overrides, e.g.
+        ``sds@7.5``), else the loss name."""
+        trial = self.config.get("trial")
+        arm = trial.get("arm") if isinstance(trial, dict) else None
+        return arm if isinstance(arm, str) and arm else self.loss
 
     @property
     def group(self) -> GroupKey:
@@ -246,4 +255,6 @@ def load_results(trial_dirs: Iterable[Path]) -> list[tuple[Path, TrialResult]]:
 
 
 def group_key(result: TrialResult) -> GroupKey:
-    return GroupKey(result.prior, result.loss, result.representation, result.budget.label)
+    """The table row of a trial: its arm (the loss name when it has none) keeps SDS at CFG 7.5 apart from
+    SDS at CFG 100 when a sweep names them ``trial.arm``."""
+    return GroupKey(result.prior, result.arm, result.representation, result.budget.label)

@@ -5,7 +5,8 @@
   estimate is the mean over clusters of the cluster means, and its interval is the percentile
   interval of a bootstrap that resamples *clusters* with replacement, each carrying all its values,
   from a seeded generator. Its two-sided p-value (:func:`bootstrap_p_value`) is read from the same
-  bootstrap distribution;
+  bootstrap distribution (:func:`bootstrap_distribution`; one-sided shares, for equivalence and
+  non-inferiority tests, with :func:`tail_share`);
 * :func:`paired_differences` / :func:`paired_bootstrap`: arms compared on the same (prompt, seed);
   the differences are clustered by prompt;
 * :func:`holm`: Holm's step-down adjustment of a family of p-values (Holm 1979);
@@ -113,11 +114,46 @@ def bootstrap_p_value(distribution: np.ndarray | Sequence[float], null: float = 
     return float(min(1.0, max(2.0 * min(below, above), 1.0 / d.size)))
 
 
+def tail_share(distribution: np.ndarray | Sequence[float], threshold: float, side: str, plus_one: bool = True) -> float:
+    """One-sided share of a bootstrap distribution: ``P*(Δ* ≥ threshold)`` for ``side="above"``,
+    ``P*(Δ* ≤ threshold)`` for ``"below"``; with ``plus_one`` as ``(1 + count) / (R + 1)``. It is the
+    one-sided p-value of "the statistic lies on the other side of ``threshold``" (e.g. the two one-sided
+    tests of an equivalence claim against ±δ)."""
+    d = np.asarray(distribution, dtype=float)
+    if d.ndim != 1 or d.size == 0:
+        raise ValueError(f"expected a non-empty 1-D bootstrap distribution, got shape {d.shape}")
+    if side not in ("above", "below"):
+        raise ValueError(f"side must be 'above' or 'below', got {side!r}")
+    count = np.sum(d >= threshold) if side == "above" else np.sum(d <= threshold)
+    return float((1 + count) / (d.size + 1)) if plus_one else float(count / d.size)
+
+
 def _cluster_means(clusters: Mapping[Hashable, Sequence[float]] | Sequence[Sequence[float]]) -> tuple[np.ndarray, int]:
     groups = list(clusters.values()) if isinstance(clusters, Mapping) else list(clusters)
     kept = [_finite(g) for g in groups]
     kept = [g for g in kept if g]
     return np.array([sum(g) / len(g) for g in kept], dtype=float), sum(len(g) for g in kept)
+
+
+def bootstrap_distribution(
+    clusters: Mapping[Hashable, Sequence[float]] | Sequence[Sequence[float]], *, resamples: int = 10_000, seed: int = 0
+) -> np.ndarray:
+    """The ``resamples`` bootstrap means of :func:`cluster_bootstrap` (the same generator and draws, so the
+    same numbers): each resample draws as many clusters as there are, with replacement, and averages their
+    cluster means. For tests that the two-sided p-value does not cover (:func:`tail_share`)."""
+    means, _ = _cluster_means(clusters)
+    return _resampled_means(means, resamples, seed)
+
+
+def _resampled_means(means: np.ndarray, resamples: int, seed: int) -> np.ndarray:
+    if resamples < 1:
+        raise ValueError(f"resamples must be at least 1, got {resamples}")
+    k = len(means)
+    if k < 2:
+        raise ValueError(f"a cluster bootstrap needs at least 2 clusters with finite values, got {k}")
+    rng = np.random.Generator(np.random.PCG64(seed))
+    idx = rng.integers(0, k, size=(resamples, k))
+    return means[idx].mean(axis=1)
 
 
 def cluster_bootstrap(
@@ -148,15 +184,9 @@ def cluster_bootstrap(
     """
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    if resamples < 1:
-        raise ValueError(f"resamples must be at least 1, got {resamples}")
     means, n_obs = _cluster_means(clusters)
     k = len(means)
-    if k < 2:
-        raise ValueError(f"a cluster bootstrap needs at least 2 clusters with finite values, got {k}")
-    rng = np.random.Generator(np.random.PCG64(seed))
-    idx = rng.integers(0, k, size=(resamples, k))
-    distribution = means[idx].mean(axis=1)
+    distribution = _resampled_means(means, resamples, seed)
     alpha = 1.0 - confidence
     low, high = np.quantile(distribution, [alpha / 2, 1 - alpha / 2])
     return BootstrapResult(

@@ -3,8 +3,8 @@
 
 Layers, bottom up (``LAYERS``): the foundations (errors, config, budget, cameras, io, hardware, registry,
 results, stats), world; priors, representations (and ``sdbench.testing``, which builds priors for tests);
-losses, evaluation; trial; sweep, report (and its HTML), study, export; cli. A new top-level module or package must be added
-here, which is the point: its place is a decision, not an accident.
+losses, evaluation; trial; sweep, report (and its HTML), study, claims, export; cli. A new top-level module or package must be
+added here, which is the point: its place is a decision, not an accident.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(("priors", "representations", "testing"), 2),
     **dict.fromkeys(("losses", "evaluation"), 3),
     "trial": 4,
-    **dict.fromkeys(("sweep", "report", "report_html", "study", "export"), 5),
+    **dict.fromkeys(("sweep", "report", "report_html", "study", "claims", "export"), 5),
     "cli": 6,
 }
 

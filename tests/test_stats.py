@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from sdbench.stats import (
+    bootstrap_distribution,
     bootstrap_p_value,
     cluster_bootstrap,
     detectable_effect,
@@ -15,6 +16,7 @@ from sdbench.stats import (
     mean_ci,
     paired_bootstrap,
     paired_differences,
+    tail_share,
     wilson,
 )
 
@@ -78,6 +80,21 @@ def test_the_p_value_comes_from_the_bootstrap_distribution():
     assert null_effect.direction(+1) == "not reproduced"
     effect = cluster_bootstrap(correlated(30, 2, shift=1.0, seed=1))
     assert effect.p_value < 0.01 and effect.excludes(0.0)
+
+
+def test_the_distribution_is_the_one_behind_the_interval_and_its_tails_give_one_sided_p_values():
+    data = correlated(20, 2, shift=0.3, seed=2)
+    boot = cluster_bootstrap(data, resamples=2000, seed=5)
+    dist = bootstrap_distribution(data, resamples=2000, seed=5)
+    assert dist.shape == (2000,) and dist.mean() == pytest.approx(boot.estimate, abs=3 * boot.se)
+    assert (boot.low, boot.high) == pytest.approx(tuple(np.quantile(dist, [0.025, 0.975])), rel=1e-12)
+    assert boot.p_value == bootstrap_p_value(dist)
+    d = [-1.0, 0.5, 1.0, 2.0]
+    assert tail_share(d, 1.0, "above") == pytest.approx((1 + 2) / 5)  # 1.0 and 2.0, ties included
+    assert tail_share(d, 0.0, "below") == pytest.approx((1 + 1) / 5)
+    assert tail_share(d, 0.0, "below", plus_one=False) == 0.25
+    with pytest.raises(ValueError):
+        tail_share(d, 0.0, "sideways")
 
 
 def test_paired_differences_keep_pairs_both_arms_have_and_group_by_prompt():

@@ -13,10 +13,16 @@ from sdbench.sweep.definition import SweepConfig, expand_names
 
 
 def trial_id(spec) -> str:
-    """A readable, stable id: prompt, loss, representation, seed and a hash of the full config."""
-    digest = hashlib.sha1(json.dumps(spec.config_dict(), sort_keys=True).encode()).hexdigest()[:8]
+    """A readable, stable id: prompt, arm (the loss name when the trial has no arm), representation, seed
+    and a hash of the full config. An empty ``trial.arm`` is left out of the hash, so the ids of sweeps
+    without arms are those they had before the field existed (their directories resume)."""
+    config = spec.config_dict()
+    if not config["trial"].get("arm"):
+        config["trial"].pop("arm", None)
+    digest = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
     t = spec.trial
-    return f"{slug(t.prompt, 28)}-{t.loss}-{t.representation}-s{t.seed}-{digest}"
+    name = slug(t.arm, 24) if t.arm else t.loss
+    return f"{slug(t.prompt, 28)}-{name}-{t.representation}-s{t.seed}-{digest}"
 
 
 def plan(cfg: SweepConfig | Sequence[SweepConfig]) -> list[tuple[str, Any]]:

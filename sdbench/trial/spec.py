@@ -59,6 +59,10 @@ class TrialConfig:
     schedule_steps: int = 0
     """The run length schedules are scaled to; 0: the budget's steps. An ``nfe`` or ``seconds`` budget
     has no step count beforehand: with 0 its schedules are not scaled (set this to the expected steps)."""
+    arm: str = ""
+    """The trial's arm in a study: a name for its loss with its overrides (``sds@7.5``: SDS with
+    ``loss.cfg_scale=7.5``), set per group of a sweep definition. Results group by it instead of the loss
+    name (:func:`sdbench.results.group_key`), so two arms of one loss stay apart. Empty: the loss name."""
 
 
 @dataclass
