@@ -106,13 +106,12 @@ def test_convergence_averages_seeds_within_a_prompt_before_prompts():
     assert bootstrap_interval([3.0, 3.0, 3.0]) == (3.0, 3.0) and bootstrap_interval([5.0]) == (5.0, 5.0)
 
 
-def test_convergence_on_the_v2_prior_without_its_weights_is_one_clear_error():
+def test_convergence_on_the_v2_prior_without_its_weights_is_one_clear_error(tmp_path, monkeypatch):
     from benchmarks.convergence import main
     from sdbench.errors import UserError
-    from sdbench.priors.toy import WEIGHTS_V2
+    from sdbench.priors import toy
 
-    if (WEIGHTS_V2 / "model_index.json").is_file():
-        pytest.skip("the v2 prior's weights exist")
+    monkeypatch.setattr(toy, "WEIGHTS_V2", tmp_path / "no-prior")
     with pytest.raises(UserError, match="toy v2 prior's weights are missing") as e:
         main(prior="toy2", quick=True)
     assert "\n" not in str(e.value)
