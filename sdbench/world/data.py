@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from sdbench.cameras import CameraConfig, Cameras
+from sdbench.io import atomic_write
 from sdbench.world import degrade
 from sdbench.world.grammar import DEGRADATIONS, ToyPrompt
 from sdbench.world.scenes import COLOURS, SHAPES, render
@@ -83,10 +84,7 @@ def make_renders(
         parts["azimuth"].append(cams.azimuth)
         parts["elevation"].append(cams.elevation)
     data = {k: torch.cat(v) for k, v in parts.items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(data, tmp)
-    tmp.replace(path)
+    atomic_write(path, lambda f: torch.save(data, f))
     return RenderSet(**data)
 
 

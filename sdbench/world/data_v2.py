@@ -49,6 +49,7 @@ import torch
 from torch import Tensor
 
 from sdbench.cameras import CameraConfig, Cameras
+from sdbench.io import atomic_write
 from sdbench.world import degrade
 from sdbench.world.colour import ColourRange, sample_albedos
 from sdbench.world.data import FILLER_WORDS, TRAIN_CAMERAS, cache_dir
@@ -220,10 +221,7 @@ def make_renders(cfg: DataConfig, seed: int, progress: bool = True, chunk: int =
         parts["azimuth"].append(cams.azimuth)
         parts["elevation"].append(cams.elevation)
     data = {k: torch.cat(v) for k, v in parts.items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(data, tmp)
-    tmp.replace(path)
+    atomic_write(path, lambda f: torch.save(data, f))
     return RenderSet(**data)
 
 

@@ -28,6 +28,8 @@ from typing import Any
 
 import torch
 
+from sdbench.io import atomic_write
+
 
 def resolve_device(device: str) -> torch.device:
     """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
@@ -153,9 +155,7 @@ class Checkpoint:
             "rng": rng_state(rng),
             "extra": extra,
         }
-        tmp = self.path.with_suffix(".tmp")
-        torch.save(state, tmp)
-        tmp.replace(self.path)
+        atomic_write(self.path, lambda f: torch.save(state, f))
 
     def load(self, modules: dict[str, torch.nn.Module], optimizer, rng: random.Random) -> tuple[int, dict]:
         """Restore ``modules``, ``optimizer`` and the random states; returns (step, extra)."""
