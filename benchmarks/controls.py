@@ -91,6 +91,8 @@ class Design:
     """A smoke test of the code path, not a control run."""
     threads: int = 1
     """torch CPU threads of every trial (0: torch's default)."""
+    d_secondary: bool = False
+    """Run (d)'s secondary arm S7.5 (dropped by amendment 1 of ``docs/controls.md``)."""
 
 
 def prompts() -> dict[str, tuple[str, ...]]:
@@ -109,11 +111,12 @@ def prompts() -> dict[str, tuple[str, ...]]:
 
 def design(quick: bool = False) -> Design:
     full = prompts()
-    if not quick:
-        return Design(full, {"a": (0, 1), "b": (0, 1), "c": (0, 1), "d": tuple(range(8))})
+    if not quick:  # amendment 1 of docs/controls.md: one seed in (a)-(c), six in (d), no S7.5 arm in (d)
+        return Design(full, {"a": (0,), "b": (0,), "c": (0,), "d": tuple(range(6))})
     few = {k: v[::10] for k, v in full.items() if k != "d"}  # 3 prompts spread over colours and shapes
     few["d"] = ("a cube", "a red object")
-    return Design(few, {"a": (0, 1), "b": (0, 1), "c": (0, 1), "d": (0, 1, 2)}, steps=100, sample_steps=20, quick=True)
+    seeds = {"a": (0, 1), "b": (0, 1), "c": (0, 1), "d": (0, 1, 2)}
+    return Design(few, seeds, steps=100, sample_steps=20, quick=True, d_secondary=True)
 
 
 # ------------------------------------------------------------------------------------------- arms
@@ -125,6 +128,8 @@ class Runner:
     prior: Any
     work: Path
     design: Design
+    trials_only: bool = False
+    """Run the SDS trials only (no prior samples, no analysis): possible before the evaluator exists."""
     log: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -155,12 +160,18 @@ class Runner:
         from sdbench.io import slug
         from sdbench.results import RESULT_FILE, load_result
         from sdbench.trial import run_trial
+        from sdbench.trial.metrics import reevaluate
 
         spec = self._spec(prompt, seed, rep, cfg_scale, view_dependent, metrics)
         out = self.work / arm / f"{slug(prompt, 48)}-s{seed}"
         if (out / RESULT_FILE).is_file():
             done = load_result(out)
             if done.completed and done.config == spec.config_dict():
+                if self.trials_only or not missing_evaluator_keys(done.metrics, metrics):
+                    return out, done.metrics
+                # trained before the evaluator's weights existed (--trials-only): score it now
+                self._say(f"{arm} {prompt!r} seed {seed}: evaluating")
+                done = reevaluate(out, metrics, priors={(spec.prior_cls, repr(spec.prior)): self.prior})
                 return out, done.metrics
         start = time.perf_counter()
         result = run_trial(spec, out, progress=False, prior=self.prior, resume=True)
@@ -210,6 +221,28 @@ class Runner:
         self.seconds[arm] = self.seconds.get(arm, 0.0) + seconds
         self._say(f"{arm} {prompt!r} seed {seed}: sampled")
         return out, values
+
+
+def missing_evaluator_keys(values: dict[str, float], metrics: tuple[str, ...]) -> bool:
+    """Whether a trial's metrics lack what the v2 evaluator adds (it was scored before the weights existed)."""
+    return ("toy2" in metrics and "toy2_acc" not in values) or ("toy" in metrics and "toy_acc" not in values)
+
+
+def sds_arms(design: Design) -> dict[str, list[tuple[str, str, int, str, float, bool, tuple[str, ...]]]]:
+    """Per control, its SDS trials as (arm, prompt, seed, representation, CFG, view words, metrics)."""
+    d, both = design, ("toy", "toy2")
+    out: dict[str, list] = {c: [] for c in CONTROLS}
+    for p, s in product(d.prompts["a"], d.seeds["a"]):
+        out["a"] += [("a-S7.5", p, s, "image", d.cfg_low, False, both), ("a-S100", p, s, "image", d.cfg_high, False, both)]
+    for p, s in product(d.prompts["b"], d.seeds["b"]):
+        out["b"].append(("b-S7.5", p, s, "image", d.cfg_low, False, both))
+    for p, s in product(d.prompts["c"], d.seeds["c"]):
+        out["c"] += [("c-G", p, s, "gaussians", d.cfg_high, False, both), ("c-Gv", p, s, "gaussians", d.cfg_high, True, both)]
+    for p, s in product(d.prompts["d"], d.seeds["d"]):
+        out["d"].append(("d-S100", p, s, "image", d.cfg_high, False, ("toy2",)))
+        if d.d_secondary:
+            out["d"].append(("d-S7.5", p, s, "image", d.cfg_low, False, ("toy2",)))
+    return out
 
 
 # ------------------------------------------------------------------------------------ statistics
@@ -362,11 +395,12 @@ def control_d(run: Runner) -> dict[str, Any]:
     from sdbench.evaluation.diversity import diversity_of
 
     d = run.design
-    arms: dict[str, dict] = {"P": {}, "S100": {}, "S7.5": {}}
+    arms: dict[str, dict] = {"P": {}, "S100": {}, **({"S7.5": {}} if d.d_secondary else {})}
     for p, s in product(d.prompts["d"], d.seeds["d"]):
         arms["P"][(p, s)] = run.sample("d-P", p, s, ("toy2",))
         arms["S100"][(p, s)] = run.sds("d-S100", p, s, "image", d.cfg_high, False, ("toy2",))
-        arms["S7.5"][(p, s)] = run.sds("d-S7.5", p, s, "image", d.cfg_low, False, ("toy2",))
+        if d.d_secondary:
+            arms["S7.5"][(p, s)] = run.sds("d-S7.5", p, s, "image", d.cfg_low, False, ("toy2",))
     div: dict[str, dict[str, dict[str, float]]] = {a: {} for a in arms}
     for a, runs in arms.items():
         for p in d.prompts["d"]:
@@ -379,7 +413,11 @@ def control_d(run: Runner) -> dict[str, Any]:
 
     comparisons = [comparison("d1", "diversity_distance", "S100 − P", -1, per_prompt(dist["S100"], dist["P"]), d.resamples)]
     also = [
-        comparison("d.S7.5-P", "diversity_distance", "S7.5 − P", -1, per_prompt(dist["S7.5"], dist["P"]), d.resamples),
+        *(
+            [comparison("d.S7.5-P", "diversity_distance", "S7.5 − P", -1, per_prompt(dist["S7.5"], dist["P"]), d.resamples)]
+            if d.d_secondary
+            else []
+        ),
         comparison(
             "d.entropy",
             "diversity_entropy (omitted attribute)",
@@ -390,7 +428,7 @@ def control_d(run: Runner) -> dict[str, Any]:
         ),
     ]
     shown = [p for p in (d.prompts["d"][0], next((q for q in d.prompts["d"] if "object" in q), None)) if p]
-    order = [(p, a) for p in dict.fromkeys(shown) for a in ("P", "S100", "S7.5")]
+    order = [(p, a) for p in dict.fromkeys(shown) for a in arms]
     cells = [[arms[a][(p, s)][0] for s in d.seeds["d"]] for p, a in order]
     picture = Picture(cells, [f"{p}\n{ARM_LABEL[a]}" for p, a in order], [f"seed {s}" for s in d.seeds["d"]])
     return {
@@ -469,6 +507,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--prior", default="toy2", help="prior name or local diffusers folder (default: the v2 toy prior)")
     ap.add_argument("--work", type=Path, default=None, help="trial folders (default runs/controls, --quick runs/controls-quick)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads per trial (0: torch's default)")
+    ap.add_argument(
+        "--trials-only",
+        action="store_true",
+        help="run the SDS trials only (works before the v2 evaluator exists); the plain command then scores them",
+    )
     ap.add_argument("--steps", type=int, default=None, help=argparse.SUPPRESS)  # tests only: not the pre-registered design
     ap.add_argument("--sample-steps", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--resamples", type=int, default=None, help=argparse.SUPPRESS)
@@ -495,11 +538,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.seeds is not None:
         plan = replace(plan, seeds={c: v[: args.seeds] for c, v in plan.seeds.items()})
         changed["seeds"] = args.seeds
-    cls, cfg = check_ready(args.prior)
+    if args.trials_only:
+        from sdbench.trial import resolve_prior
+
+        cls, cfg = resolve_prior(args.prior)
+        cls.check_available(cfg)
+    else:
+        cls, cfg = check_ready(args.prior)
     if args.threads:
         torch.set_num_threads(args.threads)
     work = args.work or REPO / "runs" / ("controls-quick" if plan.quick else "controls")
-    run = Runner(args.prior, cls(cfg), Path(work), plan)
+    run = Runner(args.prior, cls(cfg), Path(work), plan, trials_only=args.trials_only)
+    if args.trials_only:
+        todo = [t for c in args.only for t in sds_arms(plan)[c]]
+        for i, t in enumerate(todo):
+            run.sds(*t)
+            print(f"[{i + 1}/{len(todo)}] done", flush=True)
+        return {"trials": len(todo), "seconds": round(sum(run.seconds.values()), 1)}
     start = time.perf_counter()
     results: dict[str, Any] = {
         "quick": plan.quick,

@@ -15,7 +15,8 @@ def test_the_preregistered_design():
 
     d = design()
     assert {c: len(p) for c, p in d.prompts.items()} == {"a": 30, "b": 30, "c": 30, "d": 11}
-    assert d.seeds == {"a": (0, 1), "b": (0, 1), "c": (0, 1), "d": tuple(range(8))}
+    # amendment 1 (docs/controls.md, committed before any control ran): one seed in (a)-(c), six in (d)
+    assert d.seeds == {"a": (0,), "b": (0,), "c": (0,), "d": tuple(range(6))} and not d.d_secondary
     assert (d.steps, d.sample_steps, d.sample_cfg, d.cfg_low, d.cfg_high, d.resamples) == (1000, 50, 7.5, 7.5, 100.0, 10_000)
     patterns = [p.split()[2] for p in d.prompts["b"]]
     assert all(patterns.count(x) == 10 for x in ("striped", "checkered", "dotted"))
@@ -55,6 +56,28 @@ def test_the_controls_run_end_to_end_and_resume(tiny_pixel_checkpoint, evaluator
     monkeypatch.setattr(trial, "evaluate", lambda *a, **k: pytest.fail("a finished sample was scored again"))
     again = controls.main(args)
     assert again["controls"]["a"]["comparisons"][0]["estimate"] == a1["estimate"]
+
+
+def test_trials_before_the_evaluator_are_scored_later_not_rerun(tiny_pixel_checkpoint, tiny_evaluator_v2_dir, tmp_path, monkeypatch):
+    from benchmarks import controls
+    from sdbench import trial
+    from sdbench.evaluation import toy as toy_eval
+
+    work = tmp_path / "work"
+    args = ["--quick", "--prior", str(tiny_pixel_checkpoint), "--work", str(work), "--only", "a", *TINY]
+    monkeypatch.setattr(toy_eval, "EVALUATOR_V2_DIR", tmp_path / "not-yet")
+    assert controls.main([*args, "--trials-only"])["trials"] == 8  # 2 prompts × 2 seeds × (S7.5, S100)
+    first = json.loads(next((work / "a-S100").glob("*/result.json")).read_text())
+    assert first["status"] == "completed" and "toy2_acc" not in first["metrics"] and "toy_chroma_error" in first["metrics"]
+    assert any("toy2 omitted" in w for w in first["warnings"])
+    assert not list(work.glob("a-P/*"))  # no prior samples, no analysis
+    monkeypatch.setattr(toy_eval, "EVALUATOR_V2_DIR", tiny_evaluator_v2_dir)
+    monkeypatch.setattr(trial, "run_trial", lambda *a, **k: pytest.fail("a trained trial was run again"))
+    results = controls.main(args)
+    a1 = results["controls"]["a"]["comparisons"][0]
+    assert a1["observations"] == 4 and a1["verdict"] != "not computed"
+    again = json.loads(next((work / "a-S100").glob("*/result.json")).read_text())
+    assert "toy2_acc" in again["metrics"] and again["metrics"]["toy_chroma_error"] == first["metrics"]["toy_chroma_error"]
 
 
 def test_missing_weights_stop_the_run_with_one_line(tiny_pixel_checkpoint, tmp_path, monkeypatch, capsys):

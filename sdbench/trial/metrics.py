@@ -21,14 +21,22 @@ from sdbench.trial.timing import TIMER
 
 
 def evaluate(
-    spec: TrialSpec, prior: Any, representation: Any, out_dir: Path | None = None, metrics: tuple[str, ...] | None = None
+    spec: TrialSpec,
+    prior: Any,
+    representation: Any,
+    out_dir: Path | None = None,
+    metrics: tuple[str, ...] | None = None,
+    strict: bool = True,
 ) -> tuple[dict[str, float], list[str]]:
     """Compute metrics on an orbit of evaluation views; returns (metrics, warnings).
 
     ``metrics``: names to compute (default: the trial's ``metrics``); with ``all``, metrics that do
     not apply (or whose weights are missing) are skipped (a :class:`~sdbench.evaluation.base.Notice`
     reason is recorded among the warnings), while a metric named explicitly that cannot run is a
-    :class:`UserError` saying why. Tensors metrics leave in ``ctx.files`` are saved into ``out_dir``.
+    :class:`UserError` saying why, unless ``strict`` is false and the reason is a
+    :class:`~sdbench.evaluation.base.Notice` (weights not there yet: the end of a trial, which must not
+    lose the trained representation; ``sdbench eval`` adds the metric later). Tensors metrics leave in
+    ``ctx.files`` are saved into ``out_dir``.
     """
     from sdbench.evaluation.base import EvalContext, Notice
 
@@ -55,7 +63,7 @@ def evaluate(
         metric = cls(cls.Config())
         reason = metric.applies(ctx)
         if reason:
-            if "all" not in wanted:
+            if "all" not in wanted and (strict or not isinstance(reason, Notice)):
                 raise UserError(f"metric {name} cannot run on {t.prompt!r}: {reason}")
             if isinstance(reason, Notice):
                 warnings.append(f"metric {name} omitted: {reason}")
