@@ -174,7 +174,7 @@ class Runner:
                 done = reevaluate(out, metrics, priors={(spec.prior_cls, repr(spec.prior)): self.prior})
                 return out, done.metrics
         start = time.perf_counter()
-        result = run_trial(spec, out, progress=False, prior=self.prior, resume=True)
+        result = run_trial(spec, out, progress=False, prior=self.prior, resume=True, defer_missing_metrics=self.trials_only)
         self.seconds[arm] = self.seconds.get(arm, 0.0) + time.perf_counter() - start
         self._say(f"{arm} {prompt!r} seed {seed}: {result.cost.seconds:.0f} s")
         return out, result.metrics

@@ -70,6 +70,7 @@ def run_trial(
     prior: Any | None = None,
     on_step: Callable[[TrialState], None] | None = None,
     resume: bool = True,
+    defer_missing_metrics: bool = False,
 ) -> TrialResult:
     """Run one trial and write its directory; returns its result (what ``result.json`` holds).
 
@@ -80,6 +81,10 @@ def run_trial(
     Bad input raises :class:`UserError` before anything is written. A failure during the
     trial is recorded as ``status: failed`` with a one-line ``error`` and re-raised as
     :class:`TrialFailed`.
+
+    A metric named in the config whose weights are missing (a :class:`~sdbench.evaluation.base.Notice`)
+    is a :class:`UserError` at the end, unless ``defer_missing_metrics``: then the trial completes
+    without it and says so in its warnings, for ``sdbench eval`` to add it once the weights exist.
     """
     out_dir = check_writable(out_dir)
     started_at = time.time()
@@ -107,7 +112,7 @@ def run_trial(
         result = replace(result, cost=cost)
         write_text(out_dir / "history.jsonl", "".join(json.dumps(h) + "\n" for h in history))
         eval_start = time.perf_counter()
-        metrics, warnings = evaluate(state.spec, state.prior, state.representation, out_dir, strict=False)
+        metrics, warnings = evaluate(state.spec, state.prior, state.representation, out_dir, strict=not defer_missing_metrics)
         export_files(state, out_dir)
         cost = replace(
             cost,
