@@ -3,6 +3,8 @@
     python -m benchmarks.controls                 # the four controls, the pre-registered design
     python -m benchmarks.controls --only a,d      # some of them (a second process can run the others)
     python -m benchmarks.controls --quick         # smoke test of the code path: NOT a control run
+    python -m benchmarks.controls --trials-only   # the SDS trials only, before the v2 evaluator exists;
+                                                  # the plain command then scores them (no re-run)
 
 (a) SDS at CFG 100 over-saturates (vs SDS at CFG 7.5 and vs the prior's samples); (b) SDS at CFG 7.5
 over-smooths (vs the prior's samples); (c) SDS on 3D Gaussians gives two-faced objects, fewer with
@@ -23,15 +25,13 @@ finished trial and writes the whole ``controls.json`` (Holm over all seven compa
 Needs the trained v2 prior (``--prior toy2``, the default) and v2 evaluator; a missing one stops the
 run before anything starts with one ``error:`` line. ``--prior PATH`` takes any local diffusers folder.
 
-**Cost of the full run** (1000 steps per SDS trial): 476 trials (image: 120 in (a), 60 in (b), 176 in (d);
-3D Gaussians: 120 in (c)) and 208 prior samples. Estimated **≈ 27 h on one CPU core** (``--threads 1``),
-from a short measured run of this script (``--quick --steps 50 --sample-steps 50``, one prompt, two seeds
-per control) on a prior and an evaluator of the v2 architectures with random weights, which cost what the
-trained ones cost: image SDS 0.17–0.23 s/step (median 0.19), 3D Gaussians 0.20–0.21 s/step, evaluation
-0.1–0.3 s per image trial and ≈ 3 s per 3D trial, a 50-step DPM-Solver++ sample with its evaluation 8–10 s; measured on this
-project's 2-core AMD EPYC shared with other jobs (load average 6–7). By control: (a) ≈ 6.5 h, (b) ≈ 3.4 h,
-(c) ≈ 7.1 h, (d) ≈ 9.5 h. The controls run independently (``--only``), so one process per core divides
-the wall time. Not measured on a GPU (none in the session that wrote this).
+**Cost.** The design as amended (``docs/controls.md``, amendment 1; 1000 steps per SDS trial): 246 trials
+(image: 60 in (a), 30 in (b), 66 in (d); 3D Gaussians: 60 in (c)) and 126 prior samples. Measured idle on
+one thread of this project's 2-core AMD EPYC: image SDS 0.032 s/step, 3D Gaussians 0.044 s/step (one
+100-step trial each, v2 prior), so about 2.3 core-hours of trials, more when the cores are shared. The
+design first written (two seeds in (a)-(c), eight in (d) with a secondary S7.5 arm: 476 trials) was
+estimated at ≈ 27 h on one core from a run on a machine at load average 6-7, ≈ 5 h idle. The controls
+run independently (``--only``), so one process per core divides the wall time. Not measured on a GPU.
 """
 
 from __future__ import annotations
