@@ -58,7 +58,9 @@ def test_the_controls_run_end_to_end_and_resume(tiny_pixel_checkpoint, evaluator
     assert again["controls"]["a"]["comparisons"][0]["estimate"] == a1["estimate"]
 
 
-def test_trials_before_the_evaluator_are_scored_later_not_rerun(tiny_pixel_checkpoint, tiny_evaluator_v2_dir, tmp_path, monkeypatch):
+def test_trials_before_the_evaluator_are_scored_later_not_rerun(
+    tiny_pixel_checkpoint, tiny_evaluator_v2_dir, tmp_path, monkeypatch
+):
     from benchmarks import controls
     from sdbench import trial
     from sdbench.evaluation import toy as toy_eval
