@@ -245,6 +245,17 @@ def sds_arms(design: Design) -> dict[str, list[tuple[str, str, int, str, float, 
     return out
 
 
+def run_arms(run: Runner, control: str, sample: bool) -> dict[str, dict[tuple[str, int], tuple[Path, dict]]]:
+    """A control's arms by label ("P" first when ``sample``), each {(prompt, seed): (folder, metrics)}."""
+    trials = sds_arms(run.design)[control]
+    arms: dict[str, dict] = {"P": {}} if sample else {}
+    for arm, p, s, *rest in trials:
+        if sample and (p, s) not in arms["P"]:
+            arms["P"][(p, s)] = run.sample(f"{control}-P", p, s, rest[-1])
+        arms.setdefault(arm.split("-", 1)[1], {})[(p, s)] = run.sds(arm, p, s, *rest)
+    return arms
+
+
 # ------------------------------------------------------------------------------------ statistics
 def comparison(
     name: str, metric: str, arms: str, expected: int, clusters: dict[str, list[float]], resamples: int, null: float = 0.0
@@ -297,11 +308,7 @@ def arm_means(arms: dict[str, dict], keys: tuple[str, ...]) -> dict[str, dict[st
 # -------------------------------------------------------------------------------------- controls
 def control_a(run: Runner) -> dict[str, Any]:
     d = run.design
-    arms: dict[str, dict] = {"P": {}, "S7.5": {}, "S100": {}}
-    for p, s in product(d.prompts["a"], d.seeds["a"]):
-        arms["P"][(p, s)] = run.sample("a-P", p, s, ("toy", "toy2"))
-        arms["S7.5"][(p, s)] = run.sds("a-S7.5", p, s, "image", d.cfg_low, False, ("toy", "toy2"))
-        arms["S100"][(p, s)] = run.sds("a-S100", p, s, "image", d.cfg_high, False, ("toy", "toy2"))
+    arms = run_arms(run, "a", sample=True)
     chroma = {a: metric_of(r, "toy_chroma_error") for a, r in arms.items()}
     comparisons = [
         comparison("a1", "toy_chroma_error", "S100 − S7.5", +1, paired(chroma["S100"], chroma["S7.5"]), d.resamples),
@@ -320,10 +327,7 @@ def control_a(run: Runner) -> dict[str, Any]:
 
 def control_b(run: Runner) -> dict[str, Any]:
     d = run.design
-    arms: dict[str, dict] = {"P": {}, "S7.5": {}}
-    for p, s in product(d.prompts["b"], d.seeds["b"]):
-        arms["P"][(p, s)] = run.sample("b-P", p, s, ("toy", "toy2"))
-        arms["S7.5"][(p, s)] = run.sds("b-S7.5", p, s, "image", d.cfg_low, False, ("toy", "toy2"))
+    arms = run_arms(run, "b", sample=True)
     prob = {a: metric_of(r, "toy2_pattern_prob") for a, r in arms.items()}
     detail = {a: metric_of(r, "toy_detail") for a, r in arms.items()}
     comparisons = [
@@ -345,10 +349,7 @@ def control_c(run: Runner) -> dict[str, Any]:
     from sdbench.stats import wilson
 
     d = run.design
-    arms: dict[str, dict] = {"G": {}, "Gv": {}}
-    for p, s in product(d.prompts["c"], d.seeds["c"]):
-        arms["G"][(p, s)] = run.sds("c-G", p, s, "gaussians", d.cfg_high, False, ("toy", "toy2"))
-        arms["Gv"][(p, s)] = run.sds("c-Gv", p, s, "gaussians", d.cfg_high, True, ("toy", "toy2"))
+    arms = run_arms(run, "c", sample=False)
     two = {a: metric_of(r, "toy2_janus_two_faced") for a, r in arms.items()}
     false = {a: metric_of(r, "toy2_janus_false_front") for a, r in arms.items()}
     comparisons = [
@@ -395,12 +396,7 @@ def control_d(run: Runner) -> dict[str, Any]:
     from sdbench.evaluation.diversity import diversity_of
 
     d = run.design
-    arms: dict[str, dict] = {"P": {}, "S100": {}, **({"S7.5": {}} if d.d_secondary else {})}
-    for p, s in product(d.prompts["d"], d.seeds["d"]):
-        arms["P"][(p, s)] = run.sample("d-P", p, s, ("toy2",))
-        arms["S100"][(p, s)] = run.sds("d-S100", p, s, "image", d.cfg_high, False, ("toy2",))
-        if d.d_secondary:
-            arms["S7.5"][(p, s)] = run.sds("d-S7.5", p, s, "image", d.cfg_low, False, ("toy2",))
+    arms = run_arms(run, "d", sample=True)
     div: dict[str, dict[str, dict[str, float]]] = {a: {} for a in arms}
     for a, runs in arms.items():
         for p in d.prompts["d"]:
