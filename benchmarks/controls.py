@@ -225,7 +225,7 @@ class Runner:
 
 def missing_evaluator_keys(values: dict[str, float], metrics: tuple[str, ...]) -> bool:
     """Whether a trial's metrics lack what the v2 evaluator adds (it was scored before the weights existed)."""
-    return ("toy2" in metrics and "toy2_acc" not in values) or ("toy" in metrics and "toy_acc" not in values)
+    return "toy2" in metrics and "toy2_acc" not in values
 
 
 def sds_arms(design: Design) -> dict[str, list[tuple[str, str, int, str, float, bool, tuple[str, ...]]]]:
@@ -479,8 +479,9 @@ class Picture:
         return path
 
 
-def check_ready(prior_name: str) -> tuple[type, Any]:
-    """The prior's class and config, or a :class:`UserError` (one line) when the prior or the v2 evaluator is missing."""
+def check_ready(prior_name: str, evaluator: bool = True) -> tuple[type, Any]:
+    """The prior's class and config, or a :class:`UserError` (one line) when the prior or (``evaluator``) the v2
+    evaluator is missing."""
     from sdbench.errors import UserError
     from sdbench.evaluation import toy
     from sdbench.trial import resolve_prior
@@ -488,7 +489,7 @@ def check_ready(prior_name: str) -> tuple[type, Any]:
     cls, cfg = resolve_prior(prior_name)
     cls.check_available(cfg)
     folder = Path(toy.EVALUATOR_V2_DIR)
-    if not (folder / "open_clip_model.safetensors").is_file():
+    if evaluator and not (folder / "open_clip_model.safetensors").is_file():
         raise UserError(
             f"the toy v2 evaluator's weights are missing from {folder}; train them with "
             f"'python -m sdbench.world.train_evaluator --world v2 --out {folder}' (see docs/toy-world-v2.md)"
@@ -534,13 +535,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.seeds is not None:
         plan = replace(plan, seeds={c: v[: args.seeds] for c, v in plan.seeds.items()})
         changed["seeds"] = args.seeds
-    if args.trials_only:
-        from sdbench.trial import resolve_prior
-
-        cls, cfg = resolve_prior(args.prior)
-        cls.check_available(cfg)
-    else:
-        cls, cfg = check_ready(args.prior)
+    cls, cfg = check_ready(args.prior, evaluator=not args.trials_only)
     if args.threads:
         torch.set_num_threads(args.threads)
     work = args.work or REPO / "runs" / ("controls-quick" if plan.quick else "controls")
