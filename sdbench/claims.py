@@ -716,7 +716,12 @@ def judge(
         return arm_values(trials, metric, log2, subsets[subset], div_cache.get(rep, {}).get(arm))
 
     def expected_pairs(metric: str, subset: str) -> int:
-        return len(subsets[subset]) * (1 if metric == DIVERSITY else len(sel.seeds))
+        """Prompts of ``subset`` × the seeds the sweep ran on them (a subset may have its own seeds)."""
+        if metric == DIVERSITY:
+            return len(subsets[subset])
+        wanted = set(subsets[subset])
+        seeds = {r.seed for arms in sel.by_rep.values() for rs in arms.values() for _, r in rs if r.prompt in wanted}
+        return len(subsets[subset]) * len(seeds or sel.seeds)
 
     refs: dict[str, float] | None = None
 
