@@ -62,7 +62,7 @@ def test_every_row_of_the_pre_registration_is_read_and_agrees_with_its_line(regi
     # the document's names mapped to the keys trials record
     assert C.METRICS["toy_acc"].key == "toy2_acc" and C.METRICS["janus_two_faced"].key == "toy2_janus_two_faced"
     sizes = {k: len(v) for k, v in registration.subsets.items()}
-    assert sizes == {"P": 8, "T": 10, "F": 8, "A": 8, "S": 16, "X": 26}
+    assert sizes == {"P": 4, "T": 5, "F": 5, "A": 8, "S": 9, "X": 14}  # as cut by amendment 1
     assert registration.subsets["S"] == registration.subsets["P"] + registration.subsets["F"]
     assert registration.arms["sds@7.5"] == C.Arm("sds@7.5", "sds", ("loss.cfg_scale=7.5",))
     assert registration.arms["sds+perpneg"].overrides == ("loss.perp_neg=true",)
@@ -99,23 +99,28 @@ def test_the_sweep_has_one_group_per_arm_with_the_documents_overrides_and_prompt
     data = tomllib.loads(TOML.read_text())
     groups = load_definition(TOML)
     names = [g["name"] for g in data["group"]]
-    assert names == list(registration.arms)  # every arm, in the table's order
-    for name, g in zip(names, groups):
+    assert names[:-2] == list(registration.arms)  # every arm, in the table's order; then sds and vsd on A
+    X, A = set(registration.subsets["X"]), set(registration.subsets["A"])
+    for name, g in zip(names[:-2], groups):
         arm = registration.arms[name]
         assert g.losses == (arm.loss,)
         assert f"trial.arm={name}" in g.overrides
         assert [o for o in g.overrides if o.startswith("loss.")] == list(arm.overrides)
-        assert (g.priors, g.representations, g.seeds, g.budget) == (("toy2",), ("gaussians",), (0, 1), Budget("steps", 500))
-        assert set(g.prompts) == {p for k in "PTFA" for p in registration.subsets[k]} and len(g.prompts) == 34
-    assert sum(len(g.prompts) * len(g.seeds) * len(g.losses) * len(g.representations) for g in groups) == 1292
+        assert (g.priors, g.representations, g.seeds, g.budget) == (("toy2",), ("gaussians",), (0,), Budget("steps", 1000))
+        assert set(g.prompts) == X and len(g.prompts) == 14
+    for arm, g in zip(("sds", "vsd"), groups[-2:]):  # amendment 1: diversity needs two seeds of each ambiguous prompt
+        assert (g.losses, g.seeds, set(g.prompts), g.budget) == ((arm,), (0, 1), A, Budget("steps", 1000))
+        assert f"trial.arm={arm}" in g.overrides and not [o for o in g.overrides if o.startswith("loss.")]
+    assert sum(len(g.prompts) * len(g.seeds) * len(g.losses) * len(g.representations) for g in groups) == 298
+    assert len(plan(groups)) == 298  # no two groups plan the same trial
     # every group resolves; the three SDS arms are three configs, and the arm names the trial
-    planned = plan([dataclasses.replace(g, prompts=g.prompts[:1], seeds=(0,)) for g in groups])
+    planned = plan([dataclasses.replace(g, prompts=g.prompts[:1], seeds=(0,)) for g in groups[:-2]])
     assert len(planned) == 19
     sds = {spec.trial.arm: (tid, spec.loss) for tid, spec in planned if spec.trial.loss == "sds"}
     assert (sds["sds"][1].cfg_scale, sds["sds@7.5"][1].cfg_scale, sds["sds+perpneg"][1].perp_neg) == (100.0, 7.5, True)
     assert "-sds-7-5-gaussians-s0-" in sds["sds@7.5"][0] and "-sds-perpneg-gaussians-s0-" in sds["sds+perpneg"][0]
     bridge = next(spec for _, spec in planned if spec.trial.arm == "sds_bridge")
-    assert bridge.loss.stage_two_start == 400  # 20k of 25k scaled to the 500-step budget: the table's 80 %
+    assert bridge.loss.stage_two_start == 800  # 20k of 25k scaled to the 1000-step budget: the table's 80 %
 
 
 def test_a_trial_without_an_arm_keeps_its_id_and_groups_by_its_loss():
@@ -168,7 +173,7 @@ def _spread(n: int, mean: float, sd: float) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory, registration):
-    """26 prompts × 2 seeds; per (prompt, seed) a baseline chroma error, and arms shifted from it by known amounts."""
+    """14 prompts × 2 seeds; per (prompt, seed) a baseline chroma error, and arms shifted from it by known amounts."""
     out = tmp_path_factory.mktemp("synthetic")
     X = registration.subsets["X"]
     base = _levels(X)
@@ -177,7 +182,7 @@ def synthetic(tmp_path_factory, registration):
         "good": -3 * 2.3 + rng.normal(0, 1.0, len(X)),  # 3δ in the expected (↓) direction
         "null": rng.normal(0, 1.0, len(X)),
         "bad": 3 * 2.3 + rng.normal(0, 1.0, len(X)),  # 3δ against it
-        "weak": _spread(len(X), -2.5, 6.4),  # |Δ̂| ≥ δ, p ≈ 0.04 unadjusted: not significant after Holm
+        "weak": _spread(len(X), -2.5, 4.6),  # |Δ̂| ≥ δ, p ≈ 0.04 unadjusted: not significant after Holm
     }
     for k, p in enumerate(X):
         for seed in (0, 1):
@@ -232,8 +237,8 @@ def test_constructed_effects_get_their_verdicts_and_holm_runs_over_the_family(sy
     assert 0.025 < w.estimate.p < 0.05 and w.p_holm > 0.05 and abs(w.estimate.estimate) >= 2.3
     assert w.verdict == "not reproduced" and "effect <" in w.detail
     assert all(math.isnan(r[k].p_holm) for k in ("M", "G"))
-    # the unit is the prompt: 26 prompts, 52 pairs; the interval is that of the per-prompt means
-    assert (r["R"].estimate.prompts, r["R"].estimate.pairs, r["R"].estimate.dropped) == (26, 52, 0)
+    # the unit is the prompt: 14 prompts, 28 pairs; the interval is that of the per-prompt means
+    assert (r["R"].estimate.prompts, r["R"].estimate.pairs, r["R"].estimate.dropped) == (14, 28, 0)
     per_prompt = {row["prompt"]: row["diff"] for row in r["R"].per_prompt}
     order = sorted(per_prompt, key=lambda p: repr((p, 0)))  # the clusters' order in stats.paired_differences
     boot = cluster_bootstrap({p: [per_prompt[p]] for p in order}, resamples=C.RESAMPLES, seed=C.SEED)
@@ -250,7 +255,7 @@ def test_seeds_of_one_prompt_are_one_cluster(tmp_path, registration):
             for s in seeds:
                 _write(out, "base", p, s, {"toy_chroma_error": 0.0})
                 _write(out, "null", p, s, {"toy_chroma_error": float(d[k])})
-    reg = _registration(registration, _claim("N", "null", subset="P"))
+    reg = _registration(registration, _claim("N", "null", subset="X"))
     a = C.judge(_results(one), reg, reference=None).claims[0].estimate
     b = C.judge(_results(two), reg, reference=None).claims[0].estimate
     assert (a.prompts, a.pairs, b.prompts, b.pairs) == (8, 8, 8, 16)
@@ -260,13 +265,13 @@ def test_seeds_of_one_prompt_are_one_cluster(tmp_path, registration):
 
 
 def test_undefined_values_are_dropped_and_counted_and_too_few_prompts_is_untestable(tmp_path, registration):
-    P = registration.subsets["P"]
+    P = registration.subsets["X"][:8]
     for k, p in enumerate(P):
         for s in (0, 1):
             _write(tmp_path, "base", p, s, {"toy_chroma_error": 1.0})
             value = float("nan") if k >= 4 else 1.0 + k  # 4 prompts defined
             _write(tmp_path, "null", p, s, {"toy_chroma_error": value})
-    j = C.judge(_results(tmp_path), _registration(registration, _claim("N", "null", subset="P")), reference=None)
+    j = C.judge(_results(tmp_path), _registration(registration, _claim("N", "null", subset="X")), reference=None)
     assert j.claims[0].verdict == "untestable here" and "4 prompts" in j.claims[0].detail and j.family == 0
 
 
@@ -417,7 +422,7 @@ def test_report_with_claims_writes_the_block_claims_json_and_pictures(tmp_path, 
     r = {x.claim.id: x for x in j.claims}
     assert r["C3"].verdict == "reproduced"  # SDS at 100 over-saturates against 7.5 by ~7 C*
     assert r["C4"].verdict == "reproduced"  # VSD less saturated than SDS
-    assert r["C1"].verdict == "reproduced" and r["C1"].marginals["sds"]["prompts"] == 26
+    assert r["C1"].verdict == "reproduced" and r["C1"].marginals["sds"]["prompts"] == 14
     assert 0 <= r["C1"].marginals["sds"]["wilson_low"] <= r["C1"].marginals["sds"]["share"] <= 1
     assert r["C2"].gate.passed and r["C2"].verdict == "not reproduced"  # sds@7.5 over-smooths, but sds as much
     assert r["C6"].verdict == "reproduced" and r["C6"].gate.passed  # G5: sds's distance 0 is 0.5 below the reference
@@ -443,3 +448,17 @@ def test_report_with_claims_writes_the_block_claims_json_and_pictures(tmp_path, 
     assert main(["report", str(run), "--no-fid", "--claims", str(doc)]) == 0
     assert load_result(next((run / "trials").iterdir())).arm in ("sds", "sds@7.5", "vsd")
     assert "| C3 |" in doc.read_text(encoding="utf-8")
+
+
+def test_expected_pairs_count_the_seeds_run_on_the_claims_own_subset(tmp_path, registration):
+    """Amendment 1's design: X at seed 0 only, A at seeds 0 and 1. A claim on X expects one pair per prompt of X, so a
+    prompt of X that was not run counts once as dropped, and A's second seed does not inflate X's expectation."""
+    X, A = registration.subsets["X"], registration.subsets["A"]
+    for k, p in enumerate(X[:6]):
+        _write(tmp_path, "base", p, 0, {"toy_chroma_error": 0.0})
+        _write(tmp_path, "null", p, 0, {"toy_chroma_error": float(k)})
+    for p in A:
+        for s in (0, 1):
+            _write(tmp_path, "base", p, s, {"toy_chroma_error": 0.0})
+    e = C.judge(_results(tmp_path), _registration(registration, _claim("N", "null", subset="X")), reference=None).claims[0]
+    assert (e.estimate.prompts, e.estimate.pairs, e.estimate.dropped) == (6, 6, len(X) - 6)
