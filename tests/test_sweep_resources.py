@@ -40,3 +40,13 @@ def test_run_sweep_refuses_a_bad_gpu_share_before_anything_runs(tmp_path):
     with pytest.raises(UserError, match="--gpus-per-trial"):
         run_sweep(cfg, tmp_path / "out", gpus_per_trial=1.5, progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_busy_machine_and_several_threads_per_trial_get_a_warning():
+    from sdbench.sweep.ray_backend import busy_machine_note
+
+    note = busy_machine_note(2, 2, load=1.2)  # --workers 1 on 2 CPUs beside one busy process
+    assert note.startswith("warning:") and "load 1.2" in note and "--workers 2" in note and "\n" not in note
+    assert busy_machine_note(1, 2, load=3.0) is None  # one thread per trial: nothing collapses
+    assert busy_machine_note(2, 2, load=0.3) is None  # an idle machine
+    assert busy_machine_note(4, 16, load=None) is None  # a cluster (no local load)
