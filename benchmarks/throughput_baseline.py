@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--keep", type=Path, default=None, help="keep the sweep folders here (default: a temporary folder)")
+    ap.add_argument("--losses", default=None, help="comma list replacing the grid's losses (a smoke run)")
+    ap.add_argument("--reps", default=None, help="comma list replacing the grid's representations (a smoke run)")
+    ap.add_argument("--steps", type=int, default=None, help="replace the grid's steps (a smoke run)")
     args = ap.parse_args(argv)
     base_bin = args.baseline / ".venv" / "bin" / "sdbench"
     this_bin = Path(sys.executable).parent / "sdbench"
@@ -74,9 +77,10 @@ def main(argv: list[str] | None = None) -> dict:
             raise SystemExit(2)
     commit = subprocess.run(["git", "-C", str(args.baseline), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     here = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    losses = ("sds", "vdm", "vsd") if args.quick else LOSSES
+    losses = tuple(args.losses.split(",")) if args.losses else ("sds", "vdm", "vsd") if args.quick else LOSSES
+    reps = tuple(args.reps.split(",")) if args.reps else REPS
     prompts_list = PROMPTS[:1] if args.quick else PROMPTS
-    steps = 100 if args.quick else 200
+    steps = args.steps or (100 if args.quick else 200)
     root = Path(args.keep or tempfile.mkdtemp(prefix="sdbench-throughput-"))
     root.mkdir(parents=True, exist_ok=True)
     prompts = root / "prompts.txt"
@@ -86,7 +90,7 @@ def main(argv: list[str] | None = None) -> dict:
         "this": {"wall": 0.0, "trials": 0, "per_step": []},
     }
     blocks = []
-    for i, rep in enumerate(REPS):
+    for i, rep in enumerate(reps):
         order = ("baseline", "this") if i % 2 == 0 else ("this", "baseline")
         for which in order:
             out = root / f"{which}-{rep}"
