@@ -132,6 +132,8 @@ class Runner:
     """Run the SDS trials only (no prior samples, no analysis): possible before the evaluator exists."""
     log: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    evaluator: str = field(default_factory=lambda: evaluator_id())
+    """The v2 evaluator scoring this run (:func:`evaluator_id`): a trial or sample scored by another is re-scored."""
 
     def _say(self, text: str) -> None:
         print(text, flush=True)
@@ -167,14 +169,22 @@ class Runner:
         if (out / RESULT_FILE).is_file():
             done = load_result(out)
             if done.completed and done.config == spec.config_dict():
-                if self.trials_only or not missing_evaluator_keys(done.metrics, metrics):
+                record = out / EVALUATOR_RECORD
+                scored_by = record.read_text().strip() if record.is_file() else None
+                if self.trials_only or "toy2" not in metrics:
                     return out, done.metrics
-                # trained before the evaluator's weights existed (--trials-only): score it now
+                if not missing_evaluator_keys(done.metrics, metrics) and scored_by == self.evaluator:
+                    return out, done.metrics
+                # trained before the evaluator's weights existed (--trials-only), scored by another evaluator, or
+                # scored before these records were kept (which evaluator is then unknown)
                 self._say(f"{arm} {prompt!r} seed {seed}: evaluating")
                 done = reevaluate(out, metrics, priors={(spec.prior_cls, repr(spec.prior)): self.prior})
+                record.write_text(self.evaluator + "\n")
                 return out, done.metrics
         start = time.perf_counter()
         result = run_trial(spec, out, progress=False, prior=self.prior, resume=True, defer_missing_metrics=self.trials_only)
+        if not self.trials_only and "toy2" in metrics:
+            (out / EVALUATOR_RECORD).write_text(self.evaluator + "\n")
         self.seconds[arm] = self.seconds.get(arm, 0.0) + time.perf_counter() - start
         self._say(f"{arm} {prompt!r} seed {seed}: {result.cost.seconds:.0f} s")
         return out, result.metrics
@@ -192,6 +202,7 @@ class Runner:
             "steps": self.design.sample_steps,
             "cfg": self.design.sample_cfg,
             "metrics": list(metrics),
+            **({"evaluator": self.evaluator} if "toy2" in metrics else {}),
         }
         if record.is_file():
             data = json.loads(record.read_text())
@@ -221,6 +232,20 @@ class Runner:
         self.seconds[arm] = self.seconds.get(arm, 0.0) + seconds
         self._say(f"{arm} {prompt!r} seed {seed}: sampled")
         return out, values
+
+
+EVALUATOR_RECORD = "evaluator.txt"
+"""In a control's trial folder: the id of the v2 evaluator its toy2 metrics were scored with."""
+
+
+def evaluator_id() -> str:
+    """The v2 evaluator's identity: the first 16 hex digits of its weights file's SHA-256 (``""`` if absent)."""
+    import hashlib
+
+    from sdbench.evaluation import toy as toy_eval
+
+    weights = Path(toy_eval.EVALUATOR_V2_DIR) / "open_clip_model.safetensors"
+    return hashlib.sha256(weights.read_bytes()).hexdigest()[:16] if weights.is_file() else ""
 
 
 def missing_evaluator_keys(values: dict[str, float], metrics: tuple[str, ...]) -> bool:

@@ -96,3 +96,44 @@ def test_missing_weights_stop_the_run_with_one_line(tiny_pixel_checkpoint, tmp_p
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: the toy v2 evaluator's weights are missing")
     assert not (tmp_path / "w").exists()
+
+
+def test_a_new_evaluator_rescores_trials_and_samples_without_retraining(
+    tiny_pixel_checkpoint, tiny_evaluator_v2_dir, tmp_path, monkeypatch
+):
+    """Trials and samples record the evaluator that scored them; another evaluator re-scores them (no retraining)."""
+    import shutil
+
+    from benchmarks import controls
+    from sdbench import trial
+    from sdbench.evaluation import toy as toy_eval
+
+    work = tmp_path / "work"
+    args = ["--quick", "--prior", str(tiny_pixel_checkpoint), "--work", str(work), "--only", "a", *TINY]
+    monkeypatch.setattr(toy_eval, "EVALUATOR_V2_DIR", tiny_evaluator_v2_dir)
+    controls.main(args)
+    first = next((work / "a-S100").glob("*/"))
+    old_id = (first / controls.EVALUATOR_RECORD).read_text().strip()
+    assert old_id == controls.evaluator_id() and len(old_id) == 16
+    other = tmp_path / "other-evaluator"
+    shutil.copytree(tiny_evaluator_v2_dir, other)
+    from safetensors.torch import load_file, save_file
+
+    weights = other / "open_clip_model.safetensors"
+    state = load_file(weights)
+    name = sorted(state)[0]
+    state[name] = state[name] + 0.01  # another evaluator: other weights, another id
+    save_file(state, weights)
+    monkeypatch.setattr(toy_eval, "EVALUATOR_V2_DIR", other)
+    toy_eval.load_evaluator.cache_clear()
+    monkeypatch.setattr(trial, "run_trial", lambda *a, **k: pytest.fail("a trained trial was run again"))
+    rescored = []
+    from sdbench.trial import metrics as trial_metrics
+
+    real = trial_metrics.reevaluate
+    monkeypatch.setattr(trial_metrics, "reevaluate", lambda d, *a, **k: rescored.append(d) or real(d, *a, **k))
+    controls.main(args)
+    assert len(rescored) == 8  # 2 prompts × 2 seeds × (S7.5, S100)
+    assert (first / controls.EVALUATOR_RECORD).read_text().strip() == controls.evaluator_id() != old_id
+    samples = [json.loads(f.read_text()) for f in (work / "a-P").glob("*/sample.json")]
+    assert samples and all(s["key"]["evaluator"] == controls.evaluator_id() for s in samples)
