@@ -1003,6 +1003,25 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def running_hours(trials: Sequence[TrialResult]) -> float:
+    """Hours in which at least one trial was computing: the union over trials of ``[finished_at − seconds −
+    eval_seconds, finished_at]``, so a sweep stopped and resumed later does not count its pause (a trial resumed
+    across the pause reaches back by the seconds it had spent before it). NaN without timings."""
+    spans = sorted(
+        (r.cost.finished_at - (r.cost.seconds or 0) - (r.cost.eval_seconds or 0), r.cost.finished_at)
+        for r in trials
+        if r.cost.finished_at
+    )
+    if not spans:
+        return math.nan
+    total, (lo, hi) = 0.0, spans[0]
+    for a, b in spans[1:]:
+        if a > hi:
+            total, lo = total + hi - lo, a
+        hi = max(hi, b)
+    return (total + hi - lo) / 3600
+
+
 def _run_line(sel: Selection, results: Sequence[Result]) -> str:
     trials = [r for arms in sel.by_rep.values() for rs in arms.values() for _, r in rs]
     done = [r for r in trials if r.completed]
@@ -1010,12 +1029,14 @@ def _run_line(sel: Selection, results: Sequence[Result]) -> str:
     finished = [r.cost.finished_at for r in trials if r.cost.finished_at]
     span = (max(finished) - min(started)) / 3600 if started and finished else math.nan
     busy = sum((r.cost.seconds or 0) + (r.cost.eval_seconds or 0) for r in trials) / 3600
+    running = running_hours(trials)
     hw = sorted({f"{r.hardware.gpu or r.hardware.cpu or '?'} × {r.hardware.cpu_count or '?'} CPUs" for r in trials})
     return (
         f"{len(trials)} trials ({len(done)} completed, {len(trials) - len(done)} failed) of prior `{sel.prior}`, budget "
         f"`{sel.budget}`, representations {', '.join(sorted(sel.by_rep))} (confirmatory: {CONFIRMATORY}), seeds "
         f"{', '.join(map(str, sel.seeds))}. Wall time {_fmt(span)} h from the first trial's start to the last trial's end "
-        f"(interruptions included); {_fmt(busy)} h of trial time (optimisation and evaluation). Hardware: {'; '.join(hw)}."
+        f"(interruptions included), {_fmt(running)} h with at least one trial running (pauses excluded); {_fmt(busy)} h "
+        f"of trial time (optimisation and evaluation). Hardware: {'; '.join(hw)}."
     )
 
 

@@ -462,3 +462,17 @@ def test_expected_pairs_count_the_seeds_run_on_the_claims_own_subset(tmp_path, r
             _write(tmp_path, "base", p, s, {"toy_chroma_error": 0.0})
     e = C.judge(_results(tmp_path), _registration(registration, _claim("N", "null", subset="X")), reference=None).claims[0]
     assert (e.estimate.prompts, e.estimate.pairs, e.estimate.dropped) == (6, 6, len(X) - 6)
+
+
+def test_running_hours_exclude_the_pauses_of_a_resumed_sweep():
+    """Three trials: two overlapping (workers in parallel), one after a one-hour pause; a trial with no timings."""
+
+    def t(finished: float, seconds: float, eval_seconds: float = 0.0) -> TrialResult:
+        cost = Cost(seconds=seconds, eval_seconds=eval_seconds, finished_at=finished)
+        return TrialResult("a cube", "sds", "gaussians", "toy2", 0, Budget("steps", 1), "completed", cost=cost)
+
+    trials = [t(1000.0, 600.0), t(1300.0, 500.0, 100.0), t(1300.0 + 3600 + 900, 900.0), TrialResult(
+        "a cube", "sds", "gaussians", "toy2", 0, Budget("steps", 1), "completed")]  # fmt: skip
+    # [400, 1000] ∪ [700, 1300] = 900 s; then [4900, 5800] = 900 s; the pause is not counted
+    assert C.running_hours(trials) == pytest.approx(1800 / 3600)
+    assert math.isnan(C.running_hours(trials[3:]))
