@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> dict:
     with open(args.out / "trials.log", "a") as log:
         for n in [int(x) for x in args.at_once.split(",")]:
             folder = args.out / f"at_once_{n}"
+            shutil.rmtree(folder, ignore_errors=True)  # a finished trial folder would be reused, not timed
             jobs = [
                 [
                     sys.executable,
