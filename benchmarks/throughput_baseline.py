@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -94,6 +95,7 @@ def main(argv: list[str] | None = None) -> dict:
         order = ("baseline", "this") if i % 2 == 0 else ("this", "baseline")
         for which in order:
             out = root / f"{which}-{rep}"
+            shutil.rmtree(out, ignore_errors=True)  # a sweep keeps its finished trials: start each one empty
             cmd = sweep_command(base_bin if which == "baseline" else this_bin, prompts, losses, rep, steps, args.workers, out)
             cwd = args.baseline if which == "baseline" else Path.cwd()
             start = time.perf_counter()
