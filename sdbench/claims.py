@@ -120,6 +120,33 @@ SECONDARY: dict[str, tuple[str, ...]] = {
 """Exploratory metrics reported beside a claim's metric (docs/claims.md, exploratory), uncorrected."""
 
 
+EXPLORATORY: tuple[tuple[str, str, str, str, str, Test], ...] = (
+    # (the registered row it extends, metric, subset, a, b, expected direction), docs/claims.md "Exploratory":
+    # the detail claims and the saturation claims against SDS at CFG 7.5 instead of 100,
+    ("C5", "toy_detail", "T", "vsd", "sds@7.5", "up"),
+    ("C7", "toy_detail", "T", "ism", "sds@7.5", "up"),
+    ("C26", "toy_detail", "T", "sdi", "sds@7.5", "up"),
+    ("C27", "toy_detail", "T", "cds", "sds@7.5", "up"),
+    ("C4", "toy_chroma_error", "S", "vsd", "sds@7.5", "down"),
+    ("C9", "toy_chroma_error", "S", "csd", "sds@7.5", "down"),
+    ("C10", "toy_chroma_error", "S", "nfsd", "sds@7.5", "down"),
+    ("C29", "toy_chroma_error", "S", "sds_bridge", "sds@7.5", "down"),
+    # ASD on prompt fidelity and detail against SDS and VSD (its headline U1 is untestable here),
+    ("ASD", "toy_acc", "X", "asd", "sds", "up"),
+    ("ASD", "toy_acc", "X", "asd", "vsd", "up"),
+    ("ASD", "toy_detail", "T", "asd", "sds", "up"),
+    ("ASD", "toy_detail", "T", "asd", "vsd", "up"),
+    # VDM against SDS at CFG 100 (C14 and C15 compare it with SDS at 7.5 and with its own ablation).
+    ("C14", "toy_detail", "T", "vdm", "sds", "up"),
+    ("C15", "toy_chroma_error", "S", "vdm", "sds", "down"),
+)
+"""The exploratory paired comparisons the document registers, reported with uncorrected intervals (not in the
+family, no gates); an arm the sweep lacks leaves its row out."""
+CUTOFF_ARMS: tuple[str, ...] = ("vdm_nodca", "vdm_cut100", "vdm", "vdm_cut500")
+"""DreamMapping's cut-off ordering (exploratory): chroma error on S at no DCA, cut-off 100, 300 (default), 500."""
+CUTOFF_LABELS = {"vdm_nodca": "none", "vdm_cut100": "100", "vdm": "300 (default)", "vdm_cut500": "500"}
+
+
 @dataclass(frozen=True)
 class Claim:
     """One row of the pre-registered family."""
@@ -588,6 +615,10 @@ class Judgement:
     """Every gate on every arm that has its subset (the table of where each phenomenon appears)."""
     family: int
     notes: list[str]
+    exploratory: list[dict[str, Any]] = field(default_factory=list)
+    """The registered exploratory comparisons (:data:`EXPLORATORY`), uncorrected."""
+    cutoff: list[dict[str, Any]] = field(default_factory=list)
+    """Each arm of :data:`CUTOFF_ARMS` alone: chroma error on S, prompt-cluster bootstrap."""
 
 
 def _fmt(v: float | None, share: bool = False, digits: int = 3) -> str:
@@ -812,12 +843,44 @@ def judge(
         flips = [x["representation"] for x in r.replications if x["sign_differs"]]
         if flips:  # docs/claims.md, design: a sign that flips between representations is named in the verdict
             r.detail += f"; the sign flips on {', '.join(flips)}"
+    exploratory = []
+    for ref, metric, subset, a_arm, b_arm, test in EXPLORATORY:
+        if a_arm not in present or b_arm not in present:
+            continue
+        log2 = metric == "toy_detail"
+        va = values(CONFIRMATORY, a_arm, metric, log2, subset)
+        c = paired_differences(va, values(CONFIRMATORY, b_arm, metric, log2, subset))
+        if len(c) < 2:
+            continue
+        e = _estimate(c, expected_pairs(metric, subset))
+        agrees = (e.low > 0 if test == "up" else e.high < 0) if e.p < ALPHA else None
+        exploratory.append(
+            {
+                "ref": ref,
+                "metric": metric,
+                "key": METRICS[metric].key,
+                "log2": log2,
+                "subset": subset,
+                "a": a_arm,
+                "b": b_arm,
+                "expected": test,
+                "as_expected": agrees,
+                **asdict(e),
+            }
+        )
+    cutoff = []
+    for arm in CUTOFF_ARMS:
+        if arm not in present:
+            continue
+        c = _clusters(values(CONFIRMATORY, arm, "toy_chroma_error", False, "S"))
+        if len(c) >= 2:
+            cutoff.append({"arm": arm, **asdict(_estimate(c, expected_pairs("toy_chroma_error", "S")))})
     gates = []
     for gid, g in GATES.items():
         for arm in sorted(present):
             if any(r.prompt in subsets[g.subset] for _, r in present[arm]):
                 gates.append(gate_result(gid, arm))
-    return Judgement(registration, sel, out, gates, len(tested), notes)
+    return Judgement(registration, sel, out, gates, len(tested), notes, exploratory, cutoff)
 
 
 def _judge_cost(claim: Claim, timings: Path | None) -> ClaimResult:
@@ -1209,8 +1272,52 @@ def markdown(j: Judgement, results: Sequence[Result], image_dir: Path, run_dir: 
 
     repl = [(r, x) for r in j.claims for x in r.replications]
     sec = [(r, x) for r in j.claims for x in r.secondary]
-    if repl or sec:
+    if repl or sec or j.exploratory or j.cutoff:
         parts += ["", "### Exploratory (not in the family; uncorrected intervals, leads only)", ""]
+    if j.exploratory:
+        parts.append(
+            "The comparisons the pre-registration lists as exploratory (same pairing and bootstrap as the family, no "
+            'gate, no Holm; "as expected" only where the uncorrected p < 0.05):\n'
+        )
+        parts.append(
+            _table(
+                ["extends", "metric · subset", "Δ =", "exp.", "Δ̂ [95 % CI]", "p", "n", "reading"],
+                [
+                    [
+                        x["ref"],
+                        f"{'log₂ ' if x['log2'] else ''}`{x['key']}` · {x['subset']}",
+                        f"`{x['a']}` − `{x['b']}`",
+                        "↑" if x["expected"] == "up" else "↓",
+                        _est_cell(Estimate(**{k: x[k] for k in Estimate.__dataclass_fields__}), METRICS[x["metric"]].share),
+                        _p(x["p"]),
+                        str(x["prompts"]),
+                        {True: "as expected", False: "**opposite**", None: "no difference shown"}[x["as_expected"]],
+                    ]
+                    for x in j.exploratory
+                ],
+            )
+            + "\n"
+        )
+    if j.cutoff:
+        parts.append(
+            "DreamMapping's cut-off ordering: each arm's own `toy_chroma_error` on S (mean over prompts, 95 % "
+            "prompt-cluster bootstrap interval; 0 is the truth's chroma):\n"
+        )
+        parts.append(
+            _table(
+                ["arm", "DCA cut-off", "chroma error [95 % CI]", "prompts"],
+                [
+                    [
+                        f"`{x['arm']}`",
+                        CUTOFF_LABELS.get(x["arm"], "?"),
+                        _est_cell(Estimate(**{k: x[k] for k in Estimate.__dataclass_fields__}), False),
+                        str(x["prompts"]),
+                    ]
+                    for x in j.cutoff
+                ],
+            )
+            + "\n"
+        )
     if repl:
         parts.append(
             _table(
@@ -1313,6 +1420,8 @@ def to_json(j: Judgement) -> dict[str, Any]:
             }
             for r in j.claims
         ],
+        "exploratory": j.exploratory,
+        "cutoff": j.cutoff,
         "pareto": pareto(j.selection, j.registration.subsets),
     }
 

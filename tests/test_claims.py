@@ -476,3 +476,29 @@ def test_running_hours_exclude_the_pauses_of_a_resumed_sweep():
     # [400, 1000] ∪ [700, 1300] = 900 s; then [4900, 5800] = 900 s; the pause is not counted
     assert C.running_hours(trials) == pytest.approx(1800 / 3600)
     assert math.isnan(C.running_hours(trials[3:]))
+
+
+def test_the_registered_exploratory_comparisons_are_uncorrected_and_outside_the_family(tmp_path, registration):
+    """VSD 5 units less saturated than SDS at 7.5 on every prompt of S: the row 'C4 against sds@7.5' finds it, as
+    expected; the cut-off table gives each VDM arm's own mean; none of it enters Holm's family."""
+    S = registration.subsets["S"]
+    base = _levels(S)
+    for p in S:
+        _write(tmp_path, "sds@7.5", p, 0, {"toy_chroma_error": base[p]})
+        _write(tmp_path, "vsd", p, 0, {"toy_chroma_error": base[p] - 5.0 + 0.1 * len(p) % 3})
+        _write(tmp_path, "vdm_nodca", p, 0, {"toy_chroma_error": 8.0})
+        _write(tmp_path, "vdm", p, 0, {"toy_chroma_error": 2.0})
+    arms = {a: C.Arm(a, "sds") for a in ("sds@7.5", "vsd", "vdm_nodca", "vdm")}
+    j = C.judge(_results(tmp_path), C.Registration((), arms, registration.subsets), reference=None)
+    assert j.family == 0
+    rows = {(x["ref"], x["a"], x["b"]): x for x in j.exploratory}
+    assert set(rows) == {("C4", "vsd", "sds@7.5")}  # every other row lacks an arm
+    c4 = rows[("C4", "vsd", "sds@7.5")]
+    expected = float(np.mean([-5.0 + 0.1 * len(p) % 3 for p in S]))
+    assert c4["estimate"] == pytest.approx(expected) and c4["high"] < 0 and c4["as_expected"] is True
+    assert c4["prompts"] == len(S)
+    assert [(x["arm"], round(x["estimate"], 6)) for x in j.cutoff] == [("vdm_nodca", 8.0), ("vdm", 2.0)]
+    md = C.markdown(j, _results(tmp_path), tmp_path / "images", tmp_path)
+    assert "| C4 | `toy_chroma_error` · S | `vsd` − `sds@7.5` | ↓ |" in md and "as expected" in md
+    assert "| `vdm_nodca` | none | 8 [8, 8] |" in md
+    assert C.to_json(j)["exploratory"][0]["b"] == "sds@7.5"
