@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: demo test lint test-slow bench study claims controls install clean-venv
+.PHONY: demo test lint test-slow bench study claims claims-cost controls install clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,10 +47,17 @@ study: $(STAMP)
 # The claims study (docs/claims.md, pre-registered): the sweep (resumable; rerun to continue) and its verdicts,
 # written into docs/claims.md's results block. CLAIMS_ARGS: e.g. --address auto (a Ray cluster); CLAIMS_REPORT_ARGS:
 # e.g. --gpu-timings benchmarks/results/gpu.json (C22, needs per-step times from a GPU run of benchmarks.gpu).
+# The Pareto plot's seconds come from benchmarks/results/claims_cost.json (each arm timed alone: make claims-cost)
+# where it exists, else from the sweep's own trials.
 CLAIMS_OUT ?= runs/claims
+CLAIMS_COST := benchmarks/results/claims_cost.json
 claims: $(STAMP)
 	status=0; $(BIN)/sdbench sweep sweeps/claims.toml --out $(CLAIMS_OUT) --wandb disabled --no-fid $(CLAIMS_ARGS) || status=$$?; \
-	$(BIN)/sdbench report $(CLAIMS_OUT) --no-fid --claims docs/claims.md $(CLAIMS_REPORT_ARGS) && exit $$status
+	$(BIN)/sdbench report $(CLAIMS_OUT) --no-fid --claims docs/claims.md \
+	  $(if $(wildcard $(CLAIMS_COST)),--cpu-timings $(CLAIMS_COST)) $(CLAIMS_REPORT_ARGS) && exit $$status
+
+claims-cost: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.claims_cost
 
 # The positive controls of toy world v2 (docs/controls.md): needs the trained v2 prior and evaluator;
 # resumable (trial folders in runs/controls); writes benchmarks/results/controls.json and docs/images/control_*.png.

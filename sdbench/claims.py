@@ -619,6 +619,10 @@ class Judgement:
     """The registered exploratory comparisons (:data:`EXPLORATORY`), uncorrected."""
     cutoff: list[dict[str, Any]] = field(default_factory=list)
     """Each arm of :data:`CUTOFF_ARMS` alone: chroma error on S, prompt-cluster bootstrap."""
+    cpu_timings: dict[str, float] = field(default_factory=dict)
+    """Arm → seconds per step timed alone (``benchmarks/claims_cost.py``, ``--cpu-timings``); empty: the Pareto
+    plot uses the sweep's own per-trial seconds."""
+    cpu_timings_source: str = ""
 
 
 def _fmt(v: float | None, share: bool = False, digits: int = 3) -> str:
@@ -942,10 +946,23 @@ PARETO_QUALITY = ("toy_delta_e", "X")
 """The quality axis of the Pareto plot: mean ΔE against the truth over the fully specified prompts (↓)."""
 
 
-def pareto(sel: Selection, subsets: dict[str, tuple[str, ...]]) -> list[dict[str, Any]]:
-    """Per arm (confirmatory representation): median seconds per step, mean NFE per step (backward passes of
-    trained parts counted: ``cost.nfe + cost.nfe_with_grad``), mean ΔE and toy2_acc over X, and whether it is on
-    the Pareto front of cost (seconds, NFE) against ΔE."""
+def read_cpu_timings(path: Path) -> dict[str, float]:
+    """Arm → seconds per step from a ``benchmarks/claims_cost.py`` result (``results.arms.<arm>.seconds_per_step``)."""
+    import json
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        arms = data.get("results", data)["arms"]
+        return {str(a): float(v["seconds_per_step"]) for a, v in arms.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise UserError(f"{path} is not a benchmarks/claims_cost.py result (results.arms.<arm>.seconds_per_step): {e}") from None
+
+
+def pareto(sel: Selection, subsets: dict[str, tuple[str, ...]], seconds: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    """Per arm (confirmatory representation): seconds per step (``seconds``, timed alone, where given; else the
+    median of the sweep's trials; ``sweep_seconds_per_step`` is always the latter), mean NFE per step (backward
+    passes of trained parts counted: ``cost.nfe + cost.nfe_with_grad``), mean ΔE and toy2_acc over X, and whether
+    it is on the Pareto front of cost (seconds, NFE) against ΔE."""
     metric, subset = PARETO_QUALITY
     wanted = set(subsets.get(subset, ()))
     rows = []
@@ -955,10 +972,12 @@ def pareto(sel: Selection, subsets: dict[str, tuple[str, ...]]) -> list[dict[str
         nfe = [(r.cost.nfe + (r.cost.nfe_with_grad or 0)) / r.cost.steps for r in done if r.cost.nfe is not None and r.cost.steps]
         q = [r.value(metric) for r in done if r.prompt in wanted and math.isfinite(r.value(metric))]
         acc = [r.value("toy2_acc") for r in done if r.prompt in wanted and math.isfinite(r.value("toy2_acc"))]
+        sweep_sps = float(np.median(sps)) if sps else math.nan
         rows.append(
             {
                 "arm": arm,
-                "seconds_per_step": float(np.median(sps)) if sps else math.nan,
+                "seconds_per_step": seconds.get(arm, math.nan) if seconds else sweep_sps,
+                "sweep_seconds_per_step": sweep_sps,
                 "nfe_per_step": float(np.mean(nfe)) if nfe else math.nan,
                 metric: float(np.mean(q)) if q else math.nan,
                 "toy2_acc": float(np.mean(acc)) if acc else math.nan,
@@ -980,7 +999,7 @@ def pareto(sel: Selection, subsets: dict[str, tuple[str, ...]]) -> list[dict[str
     return rows
 
 
-def pareto_plot(rows: list[dict[str, Any]], path: Path) -> Path | None:
+def pareto_plot(rows: list[dict[str, Any]], path: Path, seconds_label: str = "median seconds per step") -> Path | None:
     """Seconds per step and NFE per step against ΔE, one point per arm, the Pareto front joined; PNG."""
     metric = PARETO_QUALITY[0]
     if not any(math.isfinite(r[metric]) for r in rows):
@@ -995,7 +1014,7 @@ def pareto_plot(rows: list[dict[str, Any]], path: Path) -> Path | None:
     from sdbench.io import atomic_write
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, cost, label in ((axes[0], "seconds_per_step", "median seconds per step"), (axes[1], "nfe_per_step", "NFE per step")):
+    for ax, cost, label in ((axes[0], "seconds_per_step", seconds_label), (axes[1], "nfe_per_step", "NFE per step")):
         pts = [r for r in rows if math.isfinite(r[cost]) and math.isfinite(r[metric])]
         for r in pts:
             ax.plot(r[cost], r[metric], "o", color="C3" if r[f"front_{cost}"] else "C0")
@@ -1244,18 +1263,31 @@ def markdown(j: Judgement, results: Sequence[Result], image_dir: Path, run_dir: 
         if path is not None:
             parts.append(f"**{r.claim.id}** (top `{r.claim.a}`, bottom `{r.claim.b}`): ![{r.claim.id}](images/{path.name})\n")
 
-    rows_p = pareto(j.selection, reg.subsets)
+    rows_p = pareto(j.selection, reg.subsets, j.cpu_timings or None)
     parts += ["", "### Cost against quality (every arm, 3D Gaussians)", ""]
-    plot = pareto_plot(rows_p, image_dir / "claims-pareto.png")
+    alone = bool(j.cpu_timings)
+    plot = pareto_plot(
+        rows_p, image_dir / "claims-pareto.png", "seconds per step, each arm timed alone" if alone else "median seconds per step"
+    )
     if plot is not None:
         parts.append(f"![cost against quality](images/{plot.name})\n")
     parts.append(
         _table(
-            ["arm", "s/step (median)", "NFE/step", "ΔE on X ↓", "toy2_acc on X", "front (s)", "front (NFE)"],
+            [
+                "arm",
+                "s/step (timed alone)" if alone else "s/step (median)",
+                *(["s/step in the sweep (median)"] if alone else []),
+                "NFE/step",
+                "ΔE on X ↓",
+                "toy2_acc on X",
+                "front (s)",
+                "front (NFE)",
+            ],
             [
                 [
                     f"`{r['arm']}`",
                     _fmt(r["seconds_per_step"]),
+                    *([_fmt(r["sweep_seconds_per_step"])] if alone else []),
                     _fmt(r["nfe_per_step"]),
                     _fmt(r["toy_delta_e"]),
                     _fmt(r["toy2_acc"]),
@@ -1265,9 +1297,17 @@ def markdown(j: Judgement, results: Sequence[Result], image_dir: Path, run_dir: 
                 for r in rows_p
             ],
         )
-        + "\n\nSeconds are this sweep's (its hardware, one thread per trial); NFE per step counts every network evaluation "
-        "the prior counted plus one for each that ran with autograd (a trained part's backward pass: VSD's and ESD's LoRA, "
-        "LODS's embedding)."
+        + "\n\n"
+        + (
+            f"Seconds per step: each arm timed alone, one trial at a time on one thread (`{j.cpu_timings_source}`, "
+            "`benchmarks/claims_cost.py`), beside the median of the sweep's own trials (two at once on the two cores, "
+            "partly sharing the machine with other work). "
+            if alone
+            else "Seconds are this sweep's (its hardware, one thread per trial, two trials at once; other work on the "
+            "machine inflates them). "
+        )
+        + "NFE per step counts every network evaluation the prior counted plus one for each that ran with autograd (a "
+        "trained part's backward pass: VSD's and ESD's LoRA, LODS's embedding)."
     )
 
     repl = [(r, x) for r in j.claims for x in r.replications]
@@ -1422,7 +1462,8 @@ def to_json(j: Judgement) -> dict[str, Any]:
         ],
         "exploratory": j.exploratory,
         "cutoff": j.cutoff,
-        "pareto": pareto(j.selection, j.registration.subsets),
+        "pareto": pareto(j.selection, j.registration.subsets, j.cpu_timings or None),
+        "cpu_timings": j.cpu_timings_source or None,
     }
 
 
@@ -1449,10 +1490,12 @@ def write_claims(
     reference: Callable[[str, Path], float] | None = diversity_reference,
     diversity: Callable | None = None,
     controls: Path | None = None,
+    cpu_timings: Path | None = None,
 ) -> Judgement:
     """Judge the sweep in ``run_dir`` against the registration in ``doc``: ``run_dir/claims.json``, the pictures in
     ``doc``'s ``images/`` folder and the results block of ``doc`` (with the positive controls of ``controls``,
-    a ``benchmarks/results/controls.json``, restated)."""
+    a ``benchmarks/results/controls.json``, restated; ``cpu_timings``: a ``benchmarks/claims_cost.py`` result for the
+    Pareto plot's seconds)."""
     from sdbench.io import write_json
 
     run_dir, doc = Path(run_dir), Path(doc)
@@ -1464,6 +1507,8 @@ def write_claims(
     if not results:
         raise UserError(f"{run_dir} holds no trial results yet")
     j = judge(results, registration, prior=prior, budget=budget, timings=timings, reference=reference, diversity=diversity)
+    if cpu_timings is not None:
+        j.cpu_timings, j.cpu_timings_source = read_cpu_timings(cpu_timings), str(cpu_timings)
     text = markdown(j, results, doc.parent / "images", run_dir, controls)
     write_json(run_dir / "claims.json", to_json(j))
     write_block(doc, text)

@@ -271,6 +271,12 @@ def report(
     gpu_timings: Path | None = typer.Option(
         None, "--gpu-timings", help="With --claims: a benchmarks/gpu.py result with per-step times, for C22 (VDM vs SDS cost)."
     ),
+    cpu_timings: Path | None = typer.Option(
+        None,
+        "--cpu-timings",
+        help="With --claims: a benchmarks/claims_cost.py result (each arm timed alone) for the Pareto plot's seconds "
+        "(default: the sweep's own per-trial seconds).",
+    ),
     claims_prior: str | None = typer.Option(None, "--claims-prior", help="With --claims: the prior (default: the only one)."),
     claims_budget: str | None = typer.Option(
         None, "--claims-budget", help="With --claims: the equal-steps budget, e.g. steps:500 (default: the only one)."
@@ -283,6 +289,9 @@ def report(
         raise UserError(f"{sweep_dir} is not a sweep directory (no trials/)")
     if claims is not None and not claims.is_file():
         raise UserError(f"claims document {claims} does not exist")
+    for name, given in (("--gpu-timings", gpu_timings), ("--cpu-timings", cpu_timings)):
+        if given is not None and not given.is_file():
+            raise UserError(f"{name} {given} does not exist")
     path = build_report(sweep_dir, fid=not no_fid)
     _console().print(f"results: {(sweep_dir / 'results.csv').resolve()}")
     _console().print(f"report:  {path.resolve()}")
@@ -302,6 +311,7 @@ def report(
             prior=claims_prior,
             budget=claims_budget,
             controls=Path("benchmarks/results/controls.json"),
+            cpu_timings=cpu_timings,
         )
         counts = Counter(r.verdict for r in judgement.claims)
         _console().print(f"claims:  {', '.join(f'{k} {v}' for k, v in sorted(counts.items()))} ({len(judgement.claims)} claims)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 
@@ -130,3 +132,18 @@ def test_prior_cost_quick_reports_per_image_cost_and_kernel_paths():
         assert w["batch2_paths"]["float32"]["speedup_vs_float32"] == 1.0
         assert all(v["min_ms"] > 0 for v in w["per_image_by_batch"].values())
     assert r["unets"]["large"]["parameters"] > 1.5 * r["unets"]["base"]["parameters"]
+
+
+def test_claims_cost_times_every_arm_of_the_claims_sweep_as_planned_at_the_budget_given():
+    from benchmarks.claims_cost import PROMPT, arms
+    from sdbench.claims import read_registration
+
+    specs = arms(7)
+    registered = set(read_registration(Path(__file__).resolve().parent.parent / "docs" / "claims.md").arms)
+    assert set(specs) == registered and len(specs) == 19
+    for arm, spec in specs.items():
+        c = spec.config_dict()
+        assert (c["trial"]["prompt"], c["trial"]["arm"], c["trial"]["budget"]) == (PROMPT, arm, {"kind": "steps", "value": 7})
+        assert c["trial"]["batch_size"] == 1
+    assert specs["sds@7.5"].config_dict()["loss"]["cfg_scale"] == 7.5 and specs["sds"].config_dict()["loss"]["cfg_scale"] == 100
+    assert specs["sds+perpneg"].config_dict()["loss"]["perp_neg"] is True

@@ -502,3 +502,31 @@ def test_the_registered_exploratory_comparisons_are_uncorrected_and_outside_the_
     assert "| C4 | `toy_chroma_error` · S | `vsd` − `sds@7.5` | ↓ |" in md and "as expected" in md
     assert "| `vdm_nodca` | none | 8 [8, 8] |" in md
     assert C.to_json(j)["exploratory"][0]["b"] == "sds@7.5"
+
+
+def test_the_pareto_plot_takes_each_arms_seconds_timed_alone_where_given(tmp_path, registration):
+    """The sweep's trials say 0.2 s/step for every arm (_write); timed alone, `good` costs 0.1 and `base` 0.3: the
+    rows, the front and the table use the timings and keep the sweep's median beside them."""
+    X = registration.subsets["X"]
+    for p in X[:5]:
+        _write(tmp_path, "base", p, 0, {"toy_delta_e": 10.0})
+        _write(tmp_path, "good", p, 0, {"toy_delta_e": 12.0})
+    timings = tmp_path / "claims_cost.json"
+    timings.write_text(json.dumps({"results": {"arms": {"base": {"seconds_per_step": 0.3}, "good": {"seconds_per_step": 0.1}}}}))
+    sel = C.select(_results(tmp_path))
+    rows = {r["arm"]: r for r in C.pareto(sel, registration.subsets, C.read_cpu_timings(timings))}
+    assert (rows["base"]["seconds_per_step"], rows["good"]["seconds_per_step"]) == (0.3, 0.1)
+    assert rows["base"]["sweep_seconds_per_step"] == pytest.approx(0.2)
+    assert rows["good"]["front_seconds_per_step"] and rows["base"]["front_seconds_per_step"]  # cheaper vs better
+    plain = {r["arm"]: r for r in C.pareto(sel, registration.subsets)}
+    assert not plain["good"]["front_seconds_per_step"]  # at equal sweep seconds `base` dominates it
+    arms = {a: C.Arm(a, "sds") for a in ("base", "good")}
+    reg = C.Registration((), arms, registration.subsets)
+    j = C.judge(_results(tmp_path), reg, reference=None)
+    j.cpu_timings, j.cpu_timings_source = C.read_cpu_timings(timings), str(timings)
+    md = C.markdown(j, _results(tmp_path), tmp_path / "images", tmp_path)
+    assert "| arm | s/step (timed alone) | s/step in the sweep (median) |" in md and "| `good` | 0.1 | 0.2 |" in md
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"results": {}}')
+    with pytest.raises(UserError, match="not a benchmarks/claims_cost.py result"):
+        C.read_cpu_timings(bad)
