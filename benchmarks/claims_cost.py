@@ -11,7 +11,7 @@ step (``cost.seconds_per_step``: evaluation excluded) and NFE per step (backward
 as one more each, as the report counts them). At fewer steps the 3D Gaussians densify to fewer points than at
 1000, so absolute seconds are lower than the sweep's; the arms' ratios are what the plot compares.
 
-    python -m benchmarks.claims_cost [--steps 100] [--rounds 2] [--quick]
+    python -m benchmarks.claims_cost [--steps 60] [--rounds 2] [--quick]
 
 Writes ``benchmarks/results/claims_cost.json`` (``--quick``: 5 steps, 1 round, 3 arms, writes nothing);
 ``sdbench report runs/claims --no-fid --claims docs/claims.md --cpu-timings benchmarks/results/claims_cost.json``
@@ -33,6 +33,8 @@ from benchmarks.common import save
 
 DEFINITION = Path(__file__).resolve().parent.parent / "sweeps" / "claims.toml"
 PROMPT = "a red cube with a face"
+UNTIMED = ("trial.metrics=[]", "trial.turntable_frames=0")
+"""Evaluation is not timed (``cost.seconds_per_step`` is the loop's), so it is switched off to save time."""
 
 
 def arms(steps: int, only: tuple[str, ...] = ()) -> dict[str, object]:
@@ -44,7 +46,9 @@ def arms(steps: int, only: tuple[str, ...] = ()) -> dict[str, object]:
     for group in load_definition(DEFINITION):
         if group.prompts and PROMPT not in group.prompts:
             continue  # the ambiguous-prompt groups repeat arms already timed
-        g = dataclasses.replace(group, prompts=(PROMPT,), seeds=(0,), budget=Budget("steps", steps))
+        g = dataclasses.replace(
+            group, prompts=(PROMPT,), seeds=(0,), budget=Budget("steps", steps), overrides=(*group.overrides, *UNTIMED)
+        )
         for _, spec in plan(g):
             arm = spec.config_dict()["trial"].get("arm") or spec.config_dict()["loss"]["name"]
             if not only or arm in only:
@@ -52,7 +56,7 @@ def arms(steps: int, only: tuple[str, ...] = ()) -> dict[str, object]:
     return out
 
 
-def main(steps: int = 100, rounds: int = 2, quick: bool = False) -> dict:
+def main(steps: int = 60, rounds: int = 2, quick: bool = False) -> dict:
     from sdbench.trial import run_trial
 
     torch.set_num_threads(1)
@@ -88,7 +92,7 @@ def main(steps: int = 100, rounds: int = 2, quick: bool = False) -> dict:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=100, help="budget of each timed trial (default 100)")
+    parser.add_argument("--steps", type=int, default=60, help="budget of each timed trial (default 60)")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds over the arms (default 2)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 5 steps, 1 round, 3 arms; writes nothing")
     a = parser.parse_args()
