@@ -407,12 +407,51 @@ class _FetchCallback:
         return Fetch()
 
 
-class _ProgressCallback:
-    """Tune callback drawing one rich progress bar of finished trials."""
+def _hms(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
-    def __new__(cls, total: int, out: Path):
+
+def progress_line(done: int, total: int, elapsed: float, last: str) -> str:
+    """One line of a sweep's progress where no terminal shows the bar (a log file, CI): finished trials of this
+    run, elapsed time, and the time left at this run's mean pace so far."""
+    left = elapsed / done * (total - done) if done else float("nan")
+    eta = f", ~{_hms(left)} left" if done and done < total else ""
+    return f"trials {done}/{total} ({_hms(elapsed)} elapsed{eta}) {last}"
+
+
+class _ProgressCallback:
+    """Tune callback showing finished trials: a rich progress bar on a terminal, else one line per finished trial
+    (:func:`progress_line`, to stderr, flushed) so a sweep run in the background with its output in a log file
+    shows its progress there."""
+
+    def __new__(cls, total: int, out: Path, terminal: bool | None = None, stream: Any = None):
         from ray.tune import Callback
+        from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        if not (Console().is_terminal if terminal is None else terminal):
+
+            class Lines(Callback):
+                def __init__(self) -> None:
+                    self.done, self.start = 0, time.monotonic()
+
+                def _line(self, last: str) -> None:
+                    self.done += 1
+                    line = progress_line(self.done, total, time.monotonic() - self.start, last)
+                    print(line, file=stream or sys.stderr, flush=True)
+
+                def on_trial_complete(self, iteration, trials, trial, **info):  # noqa: ANN001
+                    name = trial.config["trial"]["id"]
+                    self._line(f"{trial_status(out / 'trials' / name)}: {name}")
+
+                def on_trial_error(self, iteration, trials, trial, **info):  # noqa: ANN001
+                    self._line(f"error: {trial.config['trial']['id']}")
+
+                def close(self) -> None:
+                    pass
+
+            return Lines()
 
         class Bar(Callback):
             def __init__(self) -> None:
