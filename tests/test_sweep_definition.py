@@ -197,3 +197,18 @@ budget = "nfe:6"
     assert text.startswith("# Study\n\nReading written by hand.") and text.endswith("More text.\n") and "old" not in text
     assert "### Budget steps:3" in text and "### Budget nfe:6" in text and "| vdm | 1 |" in text
     assert (doc.parent / "images" / "study-image.png").is_file()
+
+
+def test_a_metric_that_cannot_score_a_prompt_is_refused_while_planning(tmp_path):
+    """A truth-based metric named for an ambiguous prompt: one line, exit 2, before any trial (it used to fail on
+    every worker, after the trials before it had run)."""
+    (tmp_path / "a.txt").write_text("a red cube\na cube\n")
+    bad = write(tmp_path, 'prompts = "a.txt"\npriors = ["toy2"]\nlosses = ["sds"]\nset = [\'trial.metrics=["toy", "toy2"]\']\n')
+    with pytest.raises(UserError, match="metric toy cannot run on 'a cube': the prompt leaves its colour or shape open"):
+        plan(load_definition(bad))
+    proc = run_cli("sweep", str(bad), "--out", str(tmp_path / "o"))
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "metric toy cannot run on 'a cube'" in lines[0], proc.stderr
+    assert not (tmp_path / "o").exists()
+    ok = write(tmp_path, 'prompts = "a.txt"\npriors = ["toy2"]\nlosses = ["sds"]\nset = [\'trial.metrics=["toy2"]\']\n')
+    assert len(plan(load_definition(ok))) == 2  # the read-out metric scores ambiguous prompts

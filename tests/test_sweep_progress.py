@@ -26,3 +26,16 @@ def test_without_a_terminal_each_finished_trial_is_one_flushed_line(tmp_path):
     assert lines[0].startswith("trials 1/2 (0:00:00 elapsed, ~0:00:00 left) ") and lines[0].endswith(" completed: a")
     assert lines[1] == "trials 2/2 (0:00:00 elapsed) error: b"
     cb.close()
+
+
+def test_a_trial_that_never_finished_is_recorded_as_failed_with_its_reason(tmp_path):
+    """The worker's and the driver's failure paths build their result with ``sdbench.trial.new_result`` (once
+    missing from the package's exports: every such trial died with an AttributeError instead)."""
+    from sdbench.results import load_result
+    from sdbench.sweep.ray_backend import _record_failure
+    from sdbench.trial import TrialConfig, resolve
+
+    spec = resolve(TrialConfig(prompt="a red cube", loss="sds", representation="image", budget=Budget("steps", 5)))
+    _record_failure(tmp_path / "t", spec.config_dict(), "UserError: metric toy cannot run on 'a cube'")
+    r = load_result(tmp_path / "t")
+    assert (r.status, r.error, r.prompt) == ("failed", "UserError: metric toy cannot run on 'a cube'", "a red cube")

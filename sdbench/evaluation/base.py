@@ -66,10 +66,17 @@ class Metric(abc.ABC):
     def __init__(self, cfg: Any):
         self.cfg = cfg
 
+    @classmethod
+    def applies_to_prompt(cls, prompt: str) -> str | None:
+        """What the prompt alone decides, before anything runs: None, or why the metric can never score a trial
+        of ``prompt`` (a sweep checks every trial's named metrics with it while planning, so a grid that cannot
+        be scored fails at once, not on its workers). :meth:`applies` checks it again with the rest."""
+        return None
+
     def applies(self, ctx: EvalContext) -> str | None:
         """None if the metric can be computed for this trial, else the reason it cannot (a
         :class:`Notice` when the trial should record it)."""
-        return None
+        return self.applies_to_prompt(ctx.prompt)
 
     @abc.abstractmethod
     def compute(self, ctx: EvalContext) -> dict[str, float]:

@@ -94,15 +94,22 @@ class ToyGroundTruth(Metric):
         pose_elevations: tuple[float, ...] = (0.0, 15.0, 30.0, 45.0, 60.0)
         """2D images: elevations of the pose grid, degrees."""
 
-    def applies(self, ctx: EvalContext) -> str | None:
-        from sdbench.evaluation.toy import EVALUATOR_DIR
-
+    @classmethod
+    def applies_to_prompt(cls, prompt: str) -> str | None:
         try:
-            p, _ = parse_toy(ctx.prompt)
+            p, _ = parse_toy(prompt)
         except ValueError as e:
             return f"the prompt is not a toy-world prompt ({e})"
         if p.ambiguous:
             return "the prompt leaves its colour or shape open: there is no single true object"
+        return None
+
+    def applies(self, ctx: EvalContext) -> str | None:
+        from sdbench.evaluation.toy import EVALUATOR_DIR
+
+        reason = self.applies_to_prompt(ctx.prompt)
+        if reason:
+            return reason
         if not (EVALUATOR_DIR / "open_clip_model.safetensors").is_file():
             return "the toy evaluator's weights are missing"
         return None

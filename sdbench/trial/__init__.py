@@ -21,7 +21,7 @@ from sdbench.trial.checkpoint import CHECKPOINT_FILE, restore_checkpoint, save_c
 from sdbench.trial.export import export_files
 from sdbench.trial.loop import optimise
 from sdbench.trial.metrics import evaluate, reevaluate
-from sdbench.trial.run import check_writable, run_trial
+from sdbench.trial.run import check_writable, new_result, run_trial
 from sdbench.trial.spec import SECTIONS, TrialConfig, TrialSpec, resolve, resolve_prior, spec_from_config
 from sdbench.trial.state import TrialGenerators, TrialState, build
 
@@ -36,6 +36,7 @@ __all__ = [
     "check_writable",
     "evaluate",
     "export_files",
+    "new_result",
     "optimise",
     "reevaluate",
     "resolve",
