@@ -123,6 +123,29 @@ def test_the_sweep_has_one_group_per_arm_with_the_documents_overrides_and_prompt
     assert bridge.loss.stage_two_start == 800  # 20k of 25k scaled to the 1000-step budget: the table's 80 %
 
 
+def test_the_exploratory_sweeps_repeat_the_confirmatory_arms_on_image_and_at_equal_nfe():
+    """claims-image.toml: claims.toml's groups on `image` without view words; claims-nfe.toml: the arms whose NFE
+    per step is not SDS's 2, each with round(2000 / NFE per step) steps and otherwise its confirmatory group."""
+    from sdbench.sweep import load_definition
+
+    confirmatory = load_definition(TOML)
+    image = load_definition(TOML.parent / "claims-image.toml")
+    assert len(image) == len(confirmatory)
+    for c, i in zip(confirmatory, image):
+        assert dataclasses.replace(i, representations=c.representations, overrides=c.overrides) == c
+        assert i.representations == ("image",) and "trial.view_dependent=false" in i.overrides
+    per_step = {"sds+perpneg": 4, "vsd": 5, "esd": 6, "ism": 4.752, "csd": 2.999, "nfsd": 2.838, "sdi": 17.252}
+    per_step |= {"cds": 4, "lods": 4, "asd": 3}  # measured in the confirmatory trials (the file's header)
+    by_arm = {next(o for o in g.overrides if o.startswith("trial.arm=")).split("=")[1]: g for g in confirmatory[:-2]}
+    nfe = load_definition(TOML.parent / "claims-nfe.toml")
+    assert [next(o for o in g.overrides if o.startswith("trial.arm=")).split("=")[1] for g in nfe] == [*per_step, "vsd"]
+    for g in nfe[:-1]:
+        arm = next(o for o in g.overrides if o.startswith("trial.arm=")).split("=")[1]
+        assert g.budget == Budget("steps", round(2000 / per_step[arm]))
+        assert dataclasses.replace(g, budget=by_arm[arm].budget) == by_arm[arm]
+    assert dataclasses.replace(nfe[-1], budget=confirmatory[-1].budget) == confirmatory[-1]  # vsd on A
+
+
 def test_a_trial_without_an_arm_keeps_its_id_and_groups_by_its_loss():
     import hashlib
 

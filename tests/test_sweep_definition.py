@@ -79,6 +79,32 @@ def test_bad_definitions_are_one_line_errors(tmp_path, text, fragment):
         load_definition(write(tmp_path, text))
 
 
+def test_a_definition_may_start_from_a_base(tmp_path):
+    """``base``: the base's groups with this file's top-level keys (``set`` extended); its own groups replace them;
+    the base's prompts file is found next to the base, wherever the derived file lives."""
+    write(
+        tmp_path,
+        'prompts = "p.txt"\nbudget = "steps:30"\nset = ["trial.eval_views=4"]\n[[group]]\nlosses = ["sds"]\n'
+        'set = ["trial.arm=a"]\n[[group]]\nlosses = ["csd"]\nrepresentations = ["nerf"]\n',
+    )
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "rep.toml").write_text('base = "../s.toml"\nrepresentations = ["image"]\nset = ["trial.view_dependent=false"]\n')
+    a, c = load_definition(sub / "rep.toml")
+    assert a.prompts == ("a red cube", "a blue sphere") and a.budget == Budget("steps", 30)
+    assert a.representations == ("image",) and c.representations == ("nerf",)  # a group's own key wins
+    assert a.overrides == ("trial.eval_views=4", "trial.view_dependent=false", "trial.arm=a")
+    (sub / "own.toml").write_text('base = "../s.toml"\n[[group]]\nlosses = ["vsd"]\nbudget = "steps:12"\n')
+    (only,) = load_definition(sub / "own.toml")
+    assert only.losses == ("vsd",) and only.budget == Budget("steps", 12) and only.overrides == ("trial.eval_views=4",)
+    (sub / "loop.toml").write_text('base = "loop.toml"\nlosses = ["sds"]\n')
+    with pytest.raises(UserError, match="cycle"):
+        load_definition(sub / "loop.toml")
+    (sub / "gone.toml").write_text('base = "nowhere.toml"\n')
+    with pytest.raises(UserError, match=r"nowhere.toml \(the base of"):
+        load_definition(sub / "gone.toml")
+
+
 def test_restrict_selects_part_of_the_grid(tmp_path):
     groups = load_definition(
         write(

@@ -55,18 +55,14 @@ def load_definition(path: Path) -> list[SweepConfig]:
 
     Top-level keys (``prompts``, ``losses``, ``representations``, ``priors``, ``seeds``, ``budget``,
     ``set``) are the defaults of every group; a group replaces any of them, except ``set``, which it
-    extends. Without groups the file is one grid. ``prompts`` names a prompts file relative to the
+    extends. Without groups the file is one grid. ``base = "other.toml"`` starts from another definition:
+    this file's top-level keys replace the base's (``set`` extends it), and its groups, if it has any,
+    replace the base's groups (``claims-image.toml`` runs ``claims.toml``'s groups on another
+    representation in three lines). ``prompts`` names a prompts file relative to the
     definition, or lists the prompts inline. Returns one :class:`SweepConfig` per group.
     """
-    import tomllib
-
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"sweep definition {path} does not exist") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"sweep definition {path} is not valid TOML: {str(e).splitlines()[0]}") from None
+    data = _read_toml(path, ())
     has_groups = "group" in data
     groups = data.pop("group", [{}])
     for key in ("name", "description"):
@@ -85,6 +81,37 @@ def load_definition(path: Path) -> list[SweepConfig]:
         merged = {**data, **group, "set": listed}
         out.append(_group_config(merged, path, where))
     return out
+
+
+def _read_toml(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+    """The definition's table with any ``base`` merged in (:func:`load_definition`); prompts files of a
+    base are resolved against the base's folder."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        where = f" (the base of {chain[-1]})" if chain else ""
+        raise UserError(f"sweep definition {path}{where} does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"sweep definition {path} is not valid TOML: {str(e).splitlines()[0]}") from None
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise UserError(f"{path}: 'base' must be the path of another sweep definition, relative to this one")
+    base_path = (path.parent / base).resolve()
+    if base_path in {p.resolve() for p in (*chain, path)}:
+        raise UserError(f"{path}: 'base' = {base!r} makes a cycle of definitions")
+    parent = _read_toml(base_path, (*chain, path))
+    for table in (parent, *parent.get("group", [])):
+        if isinstance(table.get("prompts"), str):  # a prompts file stays next to the definition that names it
+            table["prompts"] = str(base_path.parent / table["prompts"])
+    listed = [v for d in (parent, data) for v in ([d["set"]] if isinstance(d.get("set"), str) else d.get("set", []))]
+    merged = {**parent, **data}
+    if listed:
+        merged["set"] = listed
+    return merged
 
 
 def _group_config(d: dict[str, Any], path: Path, where: str) -> SweepConfig:
