@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: demo test lint test-slow bench study claims claims-cost controls install clean-venv
+.PHONY: demo test lint test-slow bench study claims claims-exploratory claims-cost controls install clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,13 +48,24 @@ study: $(STAMP)
 # written into docs/claims.md's results block. CLAIMS_ARGS: e.g. --address auto (a Ray cluster); CLAIMS_REPORT_ARGS:
 # e.g. --gpu-timings benchmarks/results/gpu.json (C22, needs per-step times from a GPU run of benchmarks.gpu).
 # The Pareto plot's seconds come from benchmarks/results/claims_cost.json (each arm timed alone: make claims-cost)
-# where it exists, else from the sweep's own trials.
+# where it exists, else from the sweep's own trials. The exploratory replications (image, equal NFE: `make
+# claims-exploratory`, after the confirmatory sweep) are read with it where their sweep directories exist.
 CLAIMS_OUT ?= runs/claims
 CLAIMS_COST := benchmarks/results/claims_cost.json
+CLAIMS_MORE := runs/claims-nfe runs/claims-image
+CLAIMS_REPORT = $(BIN)/sdbench report $(CLAIMS_OUT) --no-fid --claims docs/claims.md \
+	  $(if $(wildcard $(CLAIMS_COST)),--cpu-timings $(CLAIMS_COST)) \
+	  $(foreach d,$(CLAIMS_MORE),$(if $(wildcard $(d)/trials),--claims-with $(d))) $(CLAIMS_REPORT_ARGS)
 claims: $(STAMP)
 	status=0; $(BIN)/sdbench sweep sweeps/claims.toml --out $(CLAIMS_OUT) --wandb disabled --no-fid $(CLAIMS_ARGS) || status=$$?; \
-	$(BIN)/sdbench report $(CLAIMS_OUT) --no-fid --claims docs/claims.md \
-	  $(if $(wildcard $(CLAIMS_COST)),--cpu-timings $(CLAIMS_COST)) $(CLAIMS_REPORT_ARGS) && exit $$status
+	$(CLAIMS_REPORT) && exit $$status
+
+# The exploratory replications (resumable): equal NFE (sweeps/claims-nfe.toml, ~1.3 h on the 2 cores) and image
+# (sweeps/claims-image.toml), then the claims report over all three sweeps.
+claims-exploratory: $(STAMP)
+	status=0; for s in nfe image; do \
+	  $(BIN)/sdbench sweep sweeps/claims-$$s.toml --out runs/claims-$$s --wandb disabled --no-fid $(CLAIMS_ARGS) || status=$$?; \
+	done; $(CLAIMS_REPORT) && exit $$status
 
 claims-cost: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.claims_cost

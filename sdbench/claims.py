@@ -402,8 +402,9 @@ class Selection:
 
 
 def select(results: Sequence[Result], prior: str | None = None, budget: str | None = None) -> Selection:
-    """Group trials by representation and arm, for one prior and one equal-steps budget (the only ones present,
-    unless named); ``UserError`` when the choice is ambiguous or leaves nothing."""
+    """Group trials by representation and arm, for one prior and one equal-steps budget (unless named: the only
+    prior, and the one steps budget at which every arm ran); ``UserError`` when the choice is ambiguous or leaves
+    nothing."""
 
     def only(values: set[str], what: str, flag: str) -> str:
         if len(values) != 1:
@@ -411,11 +412,15 @@ def select(results: Sequence[Result], prior: str | None = None, budget: str | No
         return next(iter(values))
 
     prior = prior or only({r.prior for _, r in results}, "priors", "--claims-prior")
-    budget = budget or only(
-        {r.budget.label for _, r in results if r.prior == prior and r.budget.kind == "steps"},
-        "equal-steps budgets",
-        "--claims-budget",
-    )
+    if budget is None:
+        arms_at: dict[str, set[str]] = defaultdict(set)
+        for _, r in results:
+            if r.prior == prior and r.budget.kind == "steps":
+                arms_at[r.budget.label].add(r.arm)
+        every = set().union(*arms_at.values()) if arms_at else set()
+        # the equal-NFE runs give some arms other step counts: the equal-steps budget is the one every arm ran at
+        full = {b for b, arms in arms_at.items() if arms == every}
+        budget = only(full or set(arms_at), "equal-steps budgets", "--claims-budget")
     by_rep: dict[str, dict[str, list[Result]]] = defaultdict(lambda: defaultdict(list))
     seen: set[tuple] = set()
     for d, r in results:
@@ -430,6 +435,47 @@ def select(results: Sequence[Result], prior: str | None = None, budget: str | No
         raise UserError(f"no trial of prior {prior} at budget {budget}")
     seeds = tuple(sorted({r.seed for arms in by_rep.values() for rs in arms.values() for _, r in rs}))
     return Selection(prior, budget, {k: dict(v) for k, v in by_rep.items()}, seeds)
+
+
+NFE_TOLERANCE = 0.05
+"""Equal NFE: an arm's trials are paired at the budget whose median NFE per trial is within 5 % of the target
+(``sweeps/claims-nfe.toml``, fixed before its sweep ran)."""
+NFE_BASELINE = "sds"
+"""The equal-NFE target is this arm's median NFE per trial at the equal-steps budget (2000: 1000 steps × 2)."""
+
+
+def total_nfe(r: TrialResult) -> int:
+    """Every network evaluation of the trial plus one per evaluation with autograd (a trained part's backward)."""
+    return (r.cost.nfe or 0) + (r.cost.nfe_with_grad or 0)
+
+
+def select_equal_nfe(results: Sequence[Result], sel: Selection) -> tuple[Selection, dict[str, dict[str, Any]]]:
+    """The confirmatory trials at equal NFE: per arm, the steps budget whose trials' median NFE is within
+    :data:`NFE_TOLERANCE` of the baseline's at ``sel``'s budget (the closest, if several). Returns the selection
+    (one representation) and, per arm, its budget, median NFE and whether those are the equal-steps trials."""
+    import statistics
+
+    base = [total_nfe(r) for _, r in sel.by_rep.get(CONFIRMATORY, {}).get(NFE_BASELINE, []) if r.completed]
+    arms: dict[str, dict[str, Any]] = {}
+    if not base:
+        return Selection(sel.prior, sel.budget, {}, sel.seeds), arms
+    target = statistics.median(base)
+    runs: dict[tuple[str, str], list[Result]] = defaultdict(list)
+    for d, r in results:
+        if r.prior == sel.prior and r.representation == CONFIRMATORY and r.budget.kind == "steps":
+            runs[(r.arm, r.budget.label)].append((d, r))
+    chosen: dict[str, dict[str, list[Result]]] = {CONFIRMATORY: {}}
+    for (arm, budget), trials in sorted(runs.items()):
+        done = [total_nfe(r) for _, r in trials if r.completed]
+        if not done:
+            continue
+        nfe = statistics.median(done)
+        off = abs(nfe / target - 1)
+        if off > NFE_TOLERANCE or (arm in arms and off >= arms[arm]["off"]):
+            continue
+        arms[arm] = {"budget": budget, "nfe": nfe, "off": off, "same_as_equal_steps": budget == sel.budget, "target": target}
+        chosen[CONFIRMATORY][arm] = trials
+    return Selection(sel.prior, f"nfe≈{target:g}", chosen, sel.seeds), arms
 
 
 def _value(r: TrialResult, key: str, log2: bool) -> float:
@@ -602,6 +648,9 @@ class ClaimResult:
     marginals: dict[str, dict[str, float]] = field(default_factory=dict)
     replications: list[dict[str, Any]] = field(default_factory=list)
     secondary: list[dict[str, Any]] = field(default_factory=list)
+    equal_nfe: dict[str, Any] | None = None
+    """The same comparison at equal NFE (:func:`select_equal_nfe`), uncorrected; None where an arm has no trials
+    there."""
     source: str = ""
     """Where C22's timings came from."""
 
@@ -623,6 +672,8 @@ class Judgement:
     """Arm → seconds per step timed alone (``benchmarks/claims_cost.py``, ``--cpu-timings``); empty: the Pareto
     plot uses the sweep's own per-trial seconds."""
     cpu_timings_source: str = ""
+    equal_nfe: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Arm → its equal-NFE budget, median NFE per trial and whether those are the equal-steps trials."""
 
 
 def _fmt(v: float | None, share: bool = False, digits: int = 3) -> str:
@@ -730,8 +781,10 @@ def judge(
     notes: list[str] = []
     div_fn = diversity or (lambda rs: group_diversity(rs))
 
-    def diversity_of(rep: str) -> dict[str, dict[str, float]]:
-        rs = [x for arms in sel.by_rep.get(rep, {}).values() for x in arms]
+    nfe_sel, nfe_arms = select_equal_nfe(results, sel)
+
+    def diversity_of(rep: str, selection: Selection) -> dict[str, dict[str, float]]:
+        rs = [x for arms in selection.by_rep.get(rep, {}).values() for x in arms]
         found = div_fn(rs) if rs else {}
         if isinstance(found, tuple):
             found, note = found
@@ -742,13 +795,16 @@ def judge(
             out[g.loss][prompt] = v.get(DIVERSITY, math.nan)
         return out
 
-    div_cache: dict[str, dict[str, dict[str, float]]] = {}
+    div_cache: dict[tuple[str, str], dict[str, dict[str, float]]] = {}
 
-    def values(rep: str, arm: str, metric: str, log2: bool, subset: str) -> dict[tuple[str, int], float]:
-        if metric == DIVERSITY and rep not in div_cache:
-            div_cache[rep] = diversity_of(rep)
-        trials = sel.by_rep.get(rep, {}).get(arm, [])
-        return arm_values(trials, metric, log2, subsets[subset], div_cache.get(rep, {}).get(arm))
+    def values(
+        rep: str, arm: str, metric: str, log2: bool, subset: str, selection: Selection = sel
+    ) -> dict[tuple[str, int], float]:
+        key = (selection.budget, rep)
+        if metric == DIVERSITY and key not in div_cache:
+            div_cache[key] = diversity_of(rep, selection)
+        trials = selection.by_rep.get(rep, {}).get(arm, [])
+        return arm_values(trials, metric, log2, subsets[subset], div_cache.get(key, {}).get(arm))
 
     def expected_pairs(metric: str, subset: str) -> int:
         """Prompts of ``subset`` × the seeds the sweep ran on them (a subset may have its own seeds)."""
@@ -829,6 +885,27 @@ def judge(
                 e = _estimate(c, expected_pairs(claim.metric, claim.subset))
                 flip = math.copysign(1, e.estimate) != math.copysign(1, est.estimate)
                 res.replications.append({"representation": rep, **asdict(e), "sign_differs": flip})
+        if claim.a in nfe_arms and claim.b in nfe_arms:
+            same = nfe_arms[claim.a]["same_as_equal_steps"] and nfe_arms[claim.b]["same_as_equal_steps"]
+            c = (
+                clusters
+                if same
+                else paired_differences(
+                    values(CONFIRMATORY, claim.a, claim.metric, claim.log2, claim.subset, nfe_sel),
+                    values(CONFIRMATORY, claim.b, claim.metric, claim.log2, claim.subset, nfe_sel),
+                )
+            )
+            if len(c) >= 2:
+                e = est if same else _estimate(c, expected_pairs(claim.metric, claim.subset), claim.test, claim.delta)
+                flip = math.copysign(1, e.estimate) != math.copysign(1, est.estimate)
+                res.equal_nfe = {
+                    **asdict(e),
+                    "same_trials": same,
+                    "sign_differs": flip,
+                    "reading": _verdict(claim, e, e.p)[1],  # the verdict rule at the uncorrected p: a lead only
+                    "budgets": [nfe_arms[claim.a]["budget"], nfe_arms[claim.b]["budget"]],
+                    "nfe": [nfe_arms[claim.a]["nfe"], nfe_arms[claim.b]["nfe"]],
+                }
         for name in SECONDARY.get(claim.metric, ()):
             c = paired_differences(
                 values(CONFIRMATORY, claim.a, name, False, claim.subset), values(CONFIRMATORY, claim.b, name, False, claim.subset)
@@ -884,7 +961,7 @@ def judge(
         for arm in sorted(present):
             if any(r.prompt in subsets[g.subset] for _, r in present[arm]):
                 gates.append(gate_result(gid, arm))
-    return Judgement(registration, sel, out, gates, len(tested), notes, exploratory, cutoff)
+    return Judgement(registration, sel, out, gates, len(tested), notes, exploratory, cutoff, equal_nfe=nfe_arms)
 
 
 def _judge_cost(claim: Claim, timings: Path | None) -> ClaimResult:
@@ -1105,20 +1182,80 @@ def running_hours(trials: Sequence[TrialResult]) -> float:
 
 
 def _run_line(sel: Selection, results: Sequence[Result]) -> str:
+    """What the judgement read, then per sweep directory its trials, wall time and trial time."""
     trials = [r for arms in sel.by_rep.values() for rs in arms.values() for _, r in rs]
     done = [r for r in trials if r.completed]
-    started = [r.cost.started_at for r in trials if r.cost.started_at]
-    finished = [r.cost.finished_at for r in trials if r.cost.finished_at]
-    span = (max(finished) - min(started)) / 3600 if started and finished else math.nan
-    busy = sum((r.cost.seconds or 0) + (r.cost.eval_seconds or 0) for r in trials) / 3600
-    running = running_hours(trials)
     hw = sorted({f"{r.hardware.gpu or r.hardware.cpu or '?'} × {r.hardware.cpu_count or '?'} CPUs" for r in trials})
-    return (
+    head = (
         f"{len(trials)} trials ({len(done)} completed, {len(trials) - len(done)} failed) of prior `{sel.prior}`, budget "
         f"`{sel.budget}`, representations {', '.join(sorted(sel.by_rep))} (confirmatory: {CONFIRMATORY}), seeds "
-        f"{', '.join(map(str, sel.seeds))}. Wall time {_fmt(span)} h from the first trial's start to the last trial's end "
-        f"(interruptions included), {_fmt(running)} h with at least one trial running (pauses excluded); {_fmt(busy)} h "
-        f"of trial time (optimisation and evaluation). Hardware: {'; '.join(hw)}."
+        f"{', '.join(map(str, sel.seeds))}. Hardware: {'; '.join(hw)}."
+    )
+    sweeps: dict[Path, list[TrialResult]] = defaultdict(list)
+    for d, r in results:
+        sweeps[Path(d).parent.parent].append(r)
+    lines = [head]
+    for k, (where, rs) in enumerate(sweeps.items()):
+        started = [r.cost.started_at for r in rs if r.cost.started_at]
+        finished = [r.cost.finished_at for r in rs if r.cost.finished_at]
+        span = (max(finished) - min(started)) / 3600 if started and finished else math.nan
+        busy = sum((r.cost.seconds or 0) + (r.cost.eval_seconds or 0) for r in rs) / 3600
+        n_done = sum(r.completed for r in rs)
+        lines.append(
+            f"{'Sweep' if k == 0 else 'Exploratory sweep'} `{where.name}`: {len(rs)} trials ({n_done} completed). Wall time "
+            f"{_fmt(span)} h from the first trial's start to the last trial's end (interruptions included), "
+            f"{_fmt(running_hours(rs))} h with at least one trial running (pauses excluded); {_fmt(busy)} h of trial time "
+            "(optimisation and evaluation)."
+        )
+    return "\n\n".join(lines)
+
+
+def equal_nfe_section(j: Judgement, rows: Sequence[ClaimResult]) -> str:
+    """The claims at equal NFE (``sweeps/claims-nfe.toml``): which trials each arm contributes, then each tested
+    claim beside its equal-steps estimate."""
+    target = next(iter(j.equal_nfe.values()))["target"]
+    missing = sorted(set(j.registration.arms) - set(j.equal_nfe))
+    arms = _table(
+        ["arm", "budget", "NFE per trial (median)", "trials"],
+        [
+            [f"`{a}`", f"`{x['budget']}`", f"{x['nfe']:.0f}", "the equal-steps ones" if x["same_as_equal_steps"] else "own"]
+            for a, x in j.equal_nfe.items()
+        ],
+    )
+    claims = _table(
+        ["claim", "Δ =", "budgets", "Δ̂ equal steps", "Δ̂ [95 % CI] equal NFE", "p", "n", "reading (uncorrected p)", "sign"],
+        [
+            [
+                r.claim.id,
+                r.claim.label,
+                " / ".join(f"`{b}`" for b in r.equal_nfe["budgets"]),
+                _fmt(r.estimate.estimate, METRICS[r.claim.metric].share) if r.estimate else "—",
+                "same trials"
+                if r.equal_nfe["same_trials"]
+                else _est_cell(
+                    Estimate(**{k: r.equal_nfe[k] for k in Estimate.__dataclass_fields__}), METRICS[r.claim.metric].share
+                ),
+                "—" if r.equal_nfe["same_trials"] else _p(r.equal_nfe["p"]),
+                str(r.equal_nfe["prompts"]),
+                "as at equal steps" if r.equal_nfe["same_trials"] else r.equal_nfe["reading"],
+                "**differs**" if r.equal_nfe["sign_differs"] else "same",
+            ]
+            for r in rows
+        ],
+    )
+    return (
+        f"**Equal NFE** (secondary). Target {target:.0f} NFE per trial: `{NFE_BASELINE}`'s median at the equal-steps budget, "
+        "every network evaluation counted plus one per evaluation with autograd (a trained part's backward pass). Each "
+        f"arm's trials are those of the budget whose median NFE lies within {100 * NFE_TOLERANCE:g} % of it "
+        "(`sweeps/claims-nfe.toml`: round(target / NFE per step) steps; arms at SDS's 2 NFE per step are their "
+        "equal-steps trials). Same pairing, bootstrap and verdict rule as the family, read at the *uncorrected* p and "
+        "without gates or Holm: leads, not findings."
+        + (f" No trials at equal NFE: {', '.join(f'`{a}`' for a in missing)}." if missing else "")
+        + "\n\n"
+        + arms
+        + "\n\n"
+        + claims
+        + "\n"
     )
 
 
@@ -1312,8 +1449,11 @@ def markdown(j: Judgement, results: Sequence[Result], image_dir: Path, run_dir: 
 
     repl = [(r, x) for r in j.claims for x in r.replications]
     sec = [(r, x) for r in j.claims for x in r.secondary]
-    if repl or sec or j.exploratory or j.cutoff:
+    nfe = [r for r in j.claims if r.equal_nfe]
+    if repl or sec or j.exploratory or j.cutoff or nfe:
         parts += ["", "### Exploratory (not in the family; uncorrected intervals, leads only)", ""]
+    if nfe:
+        parts.append(equal_nfe_section(j, nfe))
     if j.exploratory:
         parts.append(
             "The comparisons the pre-registration lists as exploratory (same pairing and bootstrap as the family, no "
@@ -1456,12 +1596,14 @@ def to_json(j: Judgement) -> dict[str, Any]:
                 "marginals": r.marginals,
                 "replications": r.replications,
                 "secondary": r.secondary,
+                "equal_nfe": r.equal_nfe,
                 "timings": r.source,
             }
             for r in j.claims
         ],
         "exploratory": j.exploratory,
         "cutoff": j.cutoff,
+        "equal_nfe": j.equal_nfe,
         "pareto": pareto(j.selection, j.registration.subsets, j.cpu_timings or None),
         "cpu_timings": j.cpu_timings_source or None,
     }
@@ -1491,21 +1633,26 @@ def write_claims(
     diversity: Callable | None = None,
     controls: Path | None = None,
     cpu_timings: Path | None = None,
+    with_dirs: Sequence[Path] = (),
 ) -> Judgement:
     """Judge the sweep in ``run_dir`` against the registration in ``doc``: ``run_dir/claims.json``, the pictures in
     ``doc``'s ``images/`` folder and the results block of ``doc`` (with the positive controls of ``controls``,
     a ``benchmarks/results/controls.json``, restated; ``cpu_timings``: a ``benchmarks/claims_cost.py`` result for the
-    Pareto plot's seconds)."""
+    Pareto plot's seconds). ``with_dirs``: further sweeps read with it (the exploratory ``claims-image.toml`` and
+    ``claims-nfe.toml``: replications on other representations, and the equal-NFE trials)."""
     from sdbench.io import write_json
 
     run_dir, doc = Path(run_dir), Path(doc)
-    trials = run_dir / "trials"
-    if not trials.is_dir():
-        raise UserError(f"{run_dir} is not a sweep directory (no trials/)")
     registration = read_registration(doc)
-    results = load_results(sorted(p for p in trials.iterdir() if p.is_dir()))
-    if not results:
-        raise UserError(f"{run_dir} holds no trial results yet")
+    results: list[Result] = []
+    for k, where in enumerate((run_dir, *map(Path, with_dirs))):
+        trials = where / "trials"
+        if not trials.is_dir():
+            raise UserError(f"{where} is not a sweep directory (no trials/)")
+        found = load_results(sorted(p for p in trials.iterdir() if p.is_dir()))
+        if not found and k == 0:
+            raise UserError(f"{where} holds no trial results yet")
+        results += found
     j = judge(results, registration, prior=prior, budget=budget, timings=timings, reference=reference, diversity=diversity)
     if cpu_timings is not None:
         j.cpu_timings, j.cpu_timings_source = read_cpu_timings(cpu_timings), str(cpu_timings)

@@ -279,7 +279,15 @@ def report(
     ),
     claims_prior: str | None = typer.Option(None, "--claims-prior", help="With --claims: the prior (default: the only one)."),
     claims_budget: str | None = typer.Option(
-        None, "--claims-budget", help="With --claims: the equal-steps budget, e.g. steps:500 (default: the only one)."
+        None,
+        "--claims-budget",
+        help="With --claims: the equal-steps budget, e.g. steps:500 (default: the one at which every arm ran).",
+    ),
+    claims_with: list[Path] = typer.Option(
+        [],
+        "--claims-with",
+        help="With --claims: another sweep directory whose trials the judgement reads too (repeatable): the exploratory "
+        "image replication and equal-NFE runs.",
     ),
 ) -> None:
     """(Re)build results.csv and report.html of a sweep."""
@@ -292,6 +300,9 @@ def report(
     for name, given in (("--gpu-timings", gpu_timings), ("--cpu-timings", cpu_timings)):
         if given is not None and not given.is_file():
             raise UserError(f"{name} {given} does not exist")
+    for extra in claims_with:
+        if not (extra / "trials").is_dir():
+            raise UserError(f"--claims-with {extra} is not a sweep directory (no trials/)")
     path = build_report(sweep_dir, fid=not no_fid)
     _console().print(f"results: {(sweep_dir / 'results.csv').resolve()}")
     _console().print(f"report:  {path.resolve()}")
@@ -312,6 +323,7 @@ def report(
             budget=claims_budget,
             controls=Path("benchmarks/results/controls.json"),
             cpu_timings=cpu_timings,
+            with_dirs=claims_with,
         )
         counts = Counter(r.verdict for r in judgement.claims)
         _console().print(f"claims:  {', '.join(f'{k} {v}' for k, v in sorted(counts.items()))} ({len(judgement.claims)} claims)")

@@ -130,10 +130,18 @@ def test_the_exploratory_sweeps_repeat_the_confirmatory_arms_on_image_and_at_equ
 
     confirmatory = load_definition(TOML)
     image = load_definition(TOML.parent / "claims-image.toml")
-    assert len(image) == len(confirmatory)
-    for c, i in zip(confirmatory, image):
+    names = [g["name"] for g in tomllib.loads(TOML.read_text())["group"]]
+    skipped = {"esd", "sds+perpneg", "ism", "sdi"}  # no image row: Janus-only (no faces in 2D) or untestable on 3DGS
+    kept = [g for n, g in zip(names, confirmatory) if n not in skipped]
+    assert len(image) == len(kept) == len(confirmatory) - 4
+    for c, i in zip(kept, image):
         assert dataclasses.replace(i, representations=c.representations, overrides=c.overrides) == c
         assert i.representations == ("image",) and "trial.view_dependent=false" in i.overrides
+        assert [o for o in i.overrides if o != "trial.view_dependent=false"] == list(c.overrides)
+    reg = C.read_registration(DOC)
+    for claim in reg.claims:  # a skipped arm appears only in claims with no image read-out
+        if {claim.a, claim.b} & skipped:
+            assert claim.metric == "janus_two_faced" or claim.gate == ("G2", "sds"), claim.id
     per_step = {"sds+perpneg": 4, "vsd": 5, "esd": 6, "ism": 4.752, "csd": 2.999, "nfsd": 2.838, "sdi": 17.252}
     per_step |= {"cds": 4, "lods": 4, "asd": 3}  # measured in the confirmatory trials (the file's header)
     by_arm = {next(o for o in g.overrides if o.startswith("trial.arm=")).split("=")[1]: g for g in confirmatory[:-2]}
@@ -163,7 +171,20 @@ def test_a_trial_without_an_arm_keeps_its_id_and_groups_by_its_loss():
 
 
 # ------------------------------------------------------------------ synthetic sweeps
-def _write(out: Path, arm: str, prompt: str, seed: int, metrics: dict, *, loss: str = "sds", rep: str = "gaussians", config=None):
+def _write(
+    out: Path,
+    arm: str,
+    prompt: str,
+    seed: int,
+    metrics: dict,
+    *,
+    loss: str = "sds",
+    rep: str = "gaussians",
+    config=None,
+    steps: int = 500,
+    nfe: int = 1000,
+    nfe_with_grad: int = 0,
+):
     d = out / "trials" / f"{len(list((out / 'trials').glob('*'))) if (out / 'trials').is_dir() else 0:05d}"
     cfg = json.loads(json.dumps(config)) if config else {"trial": {"arm": arm}}
     cfg["trial"].update(prompt=prompt, seed=seed)
@@ -173,10 +194,18 @@ def _write(out: Path, arm: str, prompt: str, seed: int, metrics: dict, *, loss: 
         rep,
         "toy2",
         seed,
-        Budget("steps", 500),
+        Budget("steps", steps),
         "completed",
         metrics=metrics,
-        cost=Cost(seconds=100.0, steps=500, nfe=1000, seconds_per_step=0.2, started_at=1000.0 + seed, finished_at=1100.0 + seed),
+        cost=Cost(
+            seconds=100.0,
+            steps=steps,
+            nfe=nfe,
+            nfe_with_grad=nfe_with_grad,
+            seconds_per_step=0.2,
+            started_at=1000.0 + seed,
+            finished_at=1100.0 + seed,
+        ),
         hardware=Hardware(device="cpu", cpu="test cpu", cpu_count=2),
         config=cfg,
     )
@@ -471,6 +500,9 @@ def test_report_with_claims_writes_the_block_claims_json_and_pictures(tmp_path, 
     assert main(["report", str(run), "--no-fid", "--claims", str(doc)]) == 0
     assert load_result(next((run / "trials").iterdir())).arm in ("sds", "sds@7.5", "vsd")
     assert "| C3 |" in doc.read_text(encoding="utf-8")
+    untouched = doc.read_text(encoding="utf-8")  # --claims-with must name a sweep directory: exit 2, nothing written
+    assert main(["report", str(run), "--no-fid", "--claims", str(doc), "--claims-with", str(tmp_path / "nowhere")]) == 2
+    assert doc.read_text(encoding="utf-8") == untouched
 
 
 def test_expected_pairs_count_the_seeds_run_on_the_claims_own_subset(tmp_path, registration):
@@ -553,3 +585,46 @@ def test_the_pareto_plot_takes_each_arms_seconds_timed_alone_where_given(tmp_pat
     bad.write_text('{"results": {}}')
     with pytest.raises(UserError, match="not a benchmarks/claims_cost.py result"):
         C.read_cpu_timings(bad)
+
+
+def test_equal_nfe_pairs_each_arm_at_the_budget_that_spends_the_baselines_nfe(tmp_path, registration):
+    """Confirmatory sweep: `sds` (2 NFE/step) and `vsd` (4 + 1 backward) at 500 steps, vsd 5 below sds. The equal-NFE
+    sweep, read with --claims-with: `vsd` at 200 steps (1000 NFE) 5 *above* sds, and at 210 steps (1050: 5 % off,
+    the edge, not the closest). The equal-steps budget is the one every arm ran at; at equal NFE `sds` keeps its
+    trials, `vsd` gets the 200-step ones, and the flipped sign is named."""
+    S = registration.subsets["S"]
+    base = _levels(S)
+    main, extra = tmp_path / "main", tmp_path / "nfe"
+    for k, p in enumerate(S):
+        _write(main, "sds", p, 0, {"toy_chroma_error": base[p]})
+        _write(main, "vsd", p, 0, {"toy_chroma_error": base[p] - 5.0 + 0.1 * k}, loss="vsd", nfe=2000, nfe_with_grad=500)
+        _write(
+            extra, "vsd", p, 0, {"toy_chroma_error": base[p] + 5.0 + 0.1 * k}, loss="vsd", steps=200, nfe=800, nfe_with_grad=200
+        )
+        _write(extra, "vsd", p, 0, {"toy_chroma_error": base[p]}, loss="vsd", steps=210, nfe=840, nfe_with_grad=210)
+    claim = C.Claim(
+        "C4", "ProlificDreamer", "VSD reduces over-saturation.", "toy_chroma_error", False, "S", "vsd", "sds", "down", 2.3, None
+    )
+    reg = C.Registration((claim,), {"sds": C.Arm("sds", "sds"), "vsd": C.Arm("vsd", "vsd")}, registration.subsets)
+    results = _results(main) + _results(extra)
+    j = C.judge(results, reg, reference=None)
+    assert j.selection.budget == "steps:500"  # 200 and 210 hold vsd only
+    assert j.equal_nfe["sds"]["budget"] == "steps:500" and j.equal_nfe["sds"]["same_as_equal_steps"]
+    assert j.equal_nfe["vsd"]["budget"] == "steps:200" and j.equal_nfe["vsd"]["nfe"] == 1000
+    (r,) = j.claims
+    assert r.verdict == "reproduced" and r.estimate.estimate == pytest.approx(-5.0 + 0.1 * np.mean(range(len(S))))
+    e = r.equal_nfe
+    assert e["estimate"] == pytest.approx(5.0 + 0.1 * np.mean(range(len(S)))) and e["sign_differs"] and not e["same_trials"]
+    assert e["reading"] == "opposite" and e["budgets"] == ["steps:200", "steps:500"]
+    md = C.markdown(j, results, tmp_path / "images", main)
+    assert "**Equal NFE** (secondary). Target 1000 NFE per trial" in md and "| `vsd` | `steps:200` | 1000 | own |" in md
+    assert "| C4 | `vsd` − `sds` | `steps:200` / `steps:500` |" in md and "| opposite | **differs** |" in md
+    n = 2 * len(S)
+    assert f"Exploratory sweep `nfe`: {n} trials ({n} completed)" in md and f"Sweep `main`: {n} trials" in md
+    assert C.to_json(j)["claims"][0]["equal_nfe"]["reading"] == "opposite"
+    # an arm whose only other budget is more than 5 % off has no equal-NFE trials, and is named
+    far = tmp_path / "far"
+    for p in S:
+        _write(far, "vsd", p, 0, {"toy_chroma_error": 0.0}, loss="vsd", steps=220, nfe=880, nfe_with_grad=220)
+    j2 = C.judge(_results(main) + _results(far), reg, reference=None)
+    assert "vsd" not in j2.equal_nfe and j2.claims[0].equal_nfe is None

@@ -97,6 +97,18 @@ def test_a_definition_may_start_from_a_base(tmp_path):
     (sub / "own.toml").write_text('base = "../s.toml"\n[[group]]\nlosses = ["vsd"]\nbudget = "steps:12"\n')
     (only,) = load_definition(sub / "own.toml")
     assert only.losses == ("vsd",) and only.budget == Budget("steps", 12) and only.overrides == ("trial.eval_views=4",)
+    (sub / "some.toml").write_text('base = "../s.toml"\nbase_groups = ["b"]\n')
+    (tmp_path / "s.toml").write_text(
+        (tmp_path / "s.toml")
+        .read_text()
+        .replace("[[group]]\nlosses", "[[group]]\nname = 'a'\nlosses", 1)
+        .replace('[[group]]\nlosses = ["csd"]', "[[group]]\nname = 'b'\nlosses = [\"csd\"]")
+    )
+    (only_b,) = load_definition(sub / "some.toml")
+    assert only_b.losses == ("csd",)
+    (sub / "typo.toml").write_text('base = "../s.toml"\nbase_groups = ["c"]\n')
+    with pytest.raises(UserError, match="'c', not groups of"):
+        load_definition(sub / "typo.toml")
     (sub / "loop.toml").write_text('base = "loop.toml"\nlosses = ["sds"]\n')
     with pytest.raises(UserError, match="cycle"):
         load_definition(sub / "loop.toml")

@@ -57,9 +57,10 @@ def load_definition(path: Path) -> list[SweepConfig]:
     ``set``) are the defaults of every group; a group replaces any of them, except ``set``, which it
     extends. Without groups the file is one grid. ``base = "other.toml"`` starts from another definition:
     this file's top-level keys replace the base's (``set`` extends it), and its groups, if it has any,
-    replace the base's groups (``claims-image.toml`` runs ``claims.toml``'s groups on another
-    representation in three lines). ``prompts`` names a prompts file relative to the
-    definition, or lists the prompts inline. Returns one :class:`SweepConfig` per group.
+    replace the base's groups; ``base_groups = [names]`` keeps only those of the base's groups
+    (``claims-image.toml`` runs ``claims.toml``'s groups on another representation in a few lines).
+    ``prompts`` names a prompts file relative to the definition (a base's: relative to the base), or lists
+    the prompts inline. Returns one :class:`SweepConfig` per group.
     """
     path = Path(path)
     data = _read_toml(path, ())
@@ -104,6 +105,15 @@ def _read_toml(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
     if base_path in {p.resolve() for p in (*chain, path)}:
         raise UserError(f"{path}: 'base' = {base!r} makes a cycle of definitions")
     parent = _read_toml(base_path, (*chain, path))
+    keep = data.pop("base_groups", None)
+    if keep is not None:
+        names = [g.get("name") for g in parent.get("group", [])]
+        if not isinstance(keep, list) or not all(isinstance(k, str) for k in keep):
+            raise UserError(f"{path}: 'base_groups' must be a list of the base's group names")
+        unknown = [k for k in keep if k not in names]
+        if unknown:
+            raise UserError(f"{path}: 'base_groups' names {', '.join(map(repr, unknown))}, not groups of {base}")
+        parent["group"] = [g for g in parent["group"] if g.get("name") in keep]
     for table in (parent, *parent.get("group", [])):
         if isinstance(table.get("prompts"), str):  # a prompts file stays next to the definition that names it
             table["prompts"] = str(base_path.parent / table["prompts"])
