@@ -105,6 +105,7 @@ def run(
 
     cfg = TrialConfig(prompt=prompt, loss=loss, representation=rep, prior=prior, seed=seed, budget=_budget(steps, budget))
     spec = trial_mod.resolve(cfg, overrides)
+    trial_mod.check_metrics(spec)
     out = out or Path("runs") / f"{slug(prompt)}-{spec.trial.loss}-{spec.trial.representation}-s{seed}"
     trial_mod.check_writable(out)
     result = trial_mod.run_trial(spec, out, progress=not quiet)

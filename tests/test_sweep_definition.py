@@ -250,3 +250,9 @@ def test_a_metric_that_cannot_score_a_prompt_is_refused_while_planning(tmp_path)
     assert not (tmp_path / "o").exists()
     ok = write(tmp_path, 'prompts = "a.txt"\npriors = ["toy2"]\nlosses = ["sds"]\nset = [\'trial.metrics=["toy2"]\']\n')
     assert len(plan(load_definition(ok))) == 2  # the read-out metric scores ambiguous prompts
+    # one trial: `sdbench run` refuses it the same way before optimising, and writes nothing
+    args = ("run", "--prompt", "a cube", "--loss", "sds", "--prior", "toy2", "--steps", "2", "--out", str(tmp_path / "t"))
+    proc = run_cli(*args, "--set", 'trial.metrics=["toy"]')
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "metric toy cannot run on 'a cube'" in lines[0], proc.stderr
+    assert not (tmp_path / "t").exists()

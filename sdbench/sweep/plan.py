@@ -25,25 +25,10 @@ def trial_id(spec) -> str:
     return f"{slug(t.prompt, 28)}-{name}-{t.representation}-s{t.seed}-{digest}"
 
 
-def _check_metrics(spec: Any) -> None:
-    """``UserError`` when a metric the trial names can never score its prompt (e.g. a truth-based metric on an
-    ambiguous prompt): found while planning, before any trial runs, instead of on every worker."""
-    from sdbench import registry
-
-    t = spec.trial
-    if "all" in t.metrics:  # "all" skips what does not apply
-        return
-    for name in t.metrics:
-        check = getattr(registry.METRICS.get(name), "applies_to_prompt", None)  # plugins may predate it
-        reason = check(t.prompt) if check is not None else None
-        if reason:
-            raise UserError(f"metric {name} cannot run on {t.prompt!r}: {reason} (set trial.metrics for its group)")
-
-
 def plan(cfg: SweepConfig | Sequence[SweepConfig]) -> list[tuple[str, Any]]:
     """Every grid point (of every group) as (id, TrialSpec), validated before anything runs."""
     from sdbench import registry
-    from sdbench.trial import TrialConfig, resolve
+    from sdbench.trial import TrialConfig, check_metrics, resolve
 
     out = []
     for group in [cfg] if isinstance(cfg, SweepConfig) else cfg:
@@ -58,7 +43,7 @@ def plan(cfg: SweepConfig | Sequence[SweepConfig]) -> list[tuple[str, Any]]:
                                 prompt=prompt, loss=loss, representation=rep, prior=prior, seed=seed, budget=group.budget
                             )
                             spec = resolve(t, group.overrides)
-                            _check_metrics(spec)
+                            check_metrics(spec)
                             out.append((trial_id(spec), spec))
     ids = [i for i, _ in out]
     if len(set(ids)) != len(ids):

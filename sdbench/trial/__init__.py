@@ -22,7 +22,7 @@ from sdbench.trial.export import export_files
 from sdbench.trial.loop import optimise
 from sdbench.trial.metrics import evaluate, reevaluate
 from sdbench.trial.run import check_writable, new_result, run_trial
-from sdbench.trial.spec import SECTIONS, TrialConfig, TrialSpec, resolve, resolve_prior, spec_from_config
+from sdbench.trial.spec import SECTIONS, TrialConfig, TrialSpec, check_metrics, resolve, resolve_prior, spec_from_config
 from sdbench.trial.state import TrialGenerators, TrialState, build
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "TrialSpec",
     "TrialState",
     "build",
+    "check_metrics",
     "check_writable",
     "evaluate",
     "export_files",

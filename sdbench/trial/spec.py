@@ -192,3 +192,19 @@ def spec_from_config(config: dict[str, Any]) -> TrialSpec:
         prior_cls,
         cfgutil.from_dict(prior_cls.Config, config["prior"], "prior"),
     )
+
+
+def check_metrics(spec: TrialSpec) -> None:
+    """``UserError`` when a metric the trial names can never score its prompt (a truth-based metric on an
+    ambiguous prompt): ``sdbench run`` and the sweep planner call it before optimising, so the error comes in
+    one line at once instead of after the run (or on every worker). Re-evaluating an old trial does not."""
+    from sdbench import registry
+
+    t = spec.trial
+    if "all" in t.metrics:  # "all" skips what does not apply
+        return
+    for name in t.metrics:
+        check = getattr(registry.METRICS.get(name), "applies_to_prompt", None)  # plugins may predate it
+        reason = check(t.prompt) if check is not None else None
+        if reason:
+            raise UserError(f"metric {name} cannot run on {t.prompt!r}: {reason} (set trial.metrics for its group)")
