@@ -1212,9 +1212,11 @@ def _run_line(sel: Selection, results: Sequence[Result]) -> str:
 
 def equal_nfe_section(j: Judgement, rows: Sequence[ClaimResult]) -> str:
     """The claims at equal NFE (``sweeps/claims-nfe.toml``): which trials each arm contributes, then each tested
-    claim beside its equal-steps estimate."""
+    claim with an arm of its own there, beside its equal-steps estimate."""
     target = next(iter(j.equal_nfe.values()))["target"]
     missing = sorted(set(j.registration.arms) - set(j.equal_nfe))
+    unchanged = [r.claim.id for r in rows if r.equal_nfe["same_trials"]]
+    rows = [r for r in rows if not r.equal_nfe["same_trials"]]
     arms = _table(
         ["arm", "budget", "NFE per trial (median)", "trials"],
         [
@@ -1230,14 +1232,10 @@ def equal_nfe_section(j: Judgement, rows: Sequence[ClaimResult]) -> str:
                 r.claim.label,
                 " / ".join(f"`{b}`" for b in r.equal_nfe["budgets"]),
                 _fmt(r.estimate.estimate, METRICS[r.claim.metric].share) if r.estimate else "—",
-                "same trials"
-                if r.equal_nfe["same_trials"]
-                else _est_cell(
-                    Estimate(**{k: r.equal_nfe[k] for k in Estimate.__dataclass_fields__}), METRICS[r.claim.metric].share
-                ),
-                "—" if r.equal_nfe["same_trials"] else _p(r.equal_nfe["p"]),
+                _est_cell(Estimate(**{k: r.equal_nfe[k] for k in Estimate.__dataclass_fields__}), METRICS[r.claim.metric].share),
+                _p(r.equal_nfe["p"]),
                 str(r.equal_nfe["prompts"]),
-                "as at equal steps" if r.equal_nfe["same_trials"] else r.equal_nfe["reading"],
+                r.equal_nfe["reading"],
                 "**differs**" if r.equal_nfe["sign_differs"] else "same",
             ]
             for r in rows
@@ -1251,10 +1249,10 @@ def equal_nfe_section(j: Judgement, rows: Sequence[ClaimResult]) -> str:
         "equal-steps trials). Same pairing, bootstrap and verdict rule as the family, read at the *uncorrected* p and "
         "without gates or Holm: leads, not findings."
         + (f" No trials at equal NFE: {', '.join(f'`{a}`' for a in missing)}." if missing else "")
+        + (f" Unchanged (both arms' equal-NFE trials are their equal-steps ones): {', '.join(unchanged)}." if unchanged else "")
         + "\n\n"
         + arms
-        + "\n\n"
-        + claims
+        + ("\n\n" + claims if rows else "")
         + "\n"
     )
 
