@@ -1498,11 +1498,17 @@ def markdown(j: Judgement, results: Sequence[Result], image_dir: Path, run_dir: 
         )
     if repl:
         parts.append(
+            "Replications on other representations (each tested claim, the same arms, pairing and bootstrap; "
+            "uncorrected, no gate; a sign that differs from 3DGS's is named in the verdict):\n"
+        )
+        parts.append(
             _table(
-                ["claim", "representation", "Δ̂ [95 % CI]", "p", "n", "sign as 3DGS"],
+                ["claim", "Δ =", "Δ̂ 3DGS", "representation", "Δ̂ [95 % CI]", "p", "n", "sign as 3DGS"],
                 [
                     [
                         r.claim.id,
+                        r.claim.label,
+                        _fmt(r.estimate.estimate, METRICS[r.claim.metric].share) if r.estimate else "—",
                         x["representation"],
                         _est_cell(Estimate(**{k: x[k] for k in Estimate.__dataclass_fields__}), METRICS[r.claim.metric].share),
                         _p(x["p"]),

@@ -488,6 +488,7 @@ def test_report_with_claims_writes_the_block_claims_json_and_pictures(tmp_path, 
     assert after.startswith(head + C.START) and after.endswith(C.END + tail)
     block = after.split(C.START)[1].split(C.END)[0]
     assert "| C3 |" in block and "**reproduced**" in block and "`toy_acc` → `toy2_acc`" in block
+    assert "Replications on other representations" in block and "| C3 | `sds` − `sds@7.5` |" in block
     assert "images/claims-C3.png" in block and (doc.parent / "images" / "claims-C3.png").is_file()
     assert (doc.parent / "images" / "claims-pareto.png").is_file() and "### Appendix: per-prompt tables" in block
     saved = json.loads((run / "claims.json").read_text())
