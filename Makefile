@@ -60,8 +60,8 @@ claims: $(STAMP)
 	status=0; $(BIN)/sdbench sweep sweeps/claims.toml --out $(CLAIMS_OUT) --wandb disabled --no-fid $(CLAIMS_ARGS) || status=$$?; \
 	$(CLAIMS_REPORT) && exit $$status
 
-# The exploratory replications (resumable): equal NFE (sweeps/claims-nfe.toml, ~1.3 h on the 2 cores) and image
-# (sweeps/claims-image.toml), then the claims report over all three sweeps.
+# The exploratory replications (resumable): equal NFE (sweeps/claims-nfe.toml, 1.0 h measured on the 2 cores) and image
+# (sweeps/claims-image.toml, ~2 h estimated), then the claims report over all three sweeps.
 claims-exploratory: $(STAMP)
 	status=0; for s in nfe image; do \
 	  $(BIN)/sdbench sweep sweeps/claims-$$s.toml --out runs/claims-$$s --wandb disabled --no-fid $(CLAIMS_ARGS) || status=$$?; \
