@@ -212,6 +212,23 @@ def accuracy_v2(model, tokens: dict[str, torch.Tensor], data, blur_sigma: float 
     return out
 
 
+def load_weights(model, folder: Path) -> str:
+    """Load every tensor of ``folder/open_clip_model.safetensors`` into ``model`` (same architecture:
+    a missing, extra or reshaped tensor is an error); returns the folder's name for the summary."""
+    from safetensors.torch import load_file
+
+    path = folder / "open_clip_model.safetensors"
+    if not path.is_file():
+        raise SystemExit(f"error: --warm-start folder lacks {path}")
+    state = load_file(str(path))
+    own = model.state_dict()
+    bad = sorted(set(own) ^ set(state)) + sorted(k for k in own.keys() & state.keys() if own[k].shape != state[k].shape)
+    if bad:
+        raise SystemExit(f"error: --warm-start {folder} is another architecture ({len(bad)} tensors differ, e.g. {bad[0]})")
+    model.load_state_dict(state)
+    return str(folder)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
@@ -229,6 +246,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--checkpoint-every", type=int, default=500, help="write checkpoint.pt every N steps (0: never)")
     ap.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt if it exists")
     ap.add_argument("--log-every", type=int, default=50)
+    ap.add_argument(
+        "--warm-start", type=Path, default=None, help="open_clip folder of the same architecture to start from (a second stage)"
+    )
     args = ap.parse_args(argv)
     if args.world == "v1" and args.resolution != 32:
         ap.error("--resolution is a v2 option (v1 is 32x32)")
@@ -255,6 +275,10 @@ def main(argv: list[str] | None = None) -> dict:
         )
     tokenizer = toy_models.build_tokenizer(args.world)
     model, cfg = build_model(len(tokenizer), args.world, args.resolution)
+    warm = None
+    if args.warm_start is not None:
+        warm = load_weights(model, args.warm_start)
+        print(json.dumps({"warm_start": warm}), flush=True)
     model.to(device)
     tokens_v1 = tokenizer(
         base_prompts(), padding="max_length", max_length=toy_models.MAX_TOKENS, truncation=True, return_tensors="pt"
@@ -334,6 +358,7 @@ def main(argv: list[str] | None = None) -> dict:
         "final_loss": log.last.get("loss"),
         "held_out": held,
         "resumed_from_step": start_step or None,
+        "warm_start": warm,
         "parameters": sum(p.numel() for p in model.parameters()),
     }
     (args.out / "training.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -73,6 +73,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--checkpoint-every", type=int, default=500, help="write checkpoint.pt every N steps (0: never)")
     ap.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt if it exists")
     ap.add_argument("--log-every", type=int, default=50)
+    ap.add_argument(
+        "--data",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="v2 only, repeatable: override a field of data_v2.DataConfig, e.g. --data p_omit_shape=0.3",
+    )
     args = ap.parse_args(argv)
     if args.world == "v1" and args.resolution != toy_models.RESOLUTION:
         ap.error("--resolution is a v2 option (v1 is 32x32)")
@@ -80,7 +87,36 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ap.error("--unet is a v2 option")
     if args.per_class is None:
         args.per_class = 800 if args.world == "v1" else 100
+    if args.data and args.world == "v1":
+        ap.error("--data is a v2 option")
+    try:
+        args.data_overrides = parse_data_overrides(args.data)
+    except ValueError as e:
+        ap.error(str(e))
     return args
+
+
+def parse_data_overrides(items: list[str]) -> dict[str, float]:
+    """``["p_omit_shape=0.3"]`` → ``{"p_omit_shape": 0.3}``, checked against the share fields
+    (``p_*``, each in [0, 1]) of :class:`~sdbench.world.data_v2.DataConfig`."""
+    import dataclasses
+
+    from sdbench.world.data_v2 import DataConfig
+
+    shares = {f.name for f in dataclasses.fields(DataConfig) if f.name.startswith("p_")}
+    out: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or name not in shares:
+            raise ValueError(f"--data {item!r}: expected FIELD=VALUE with FIELD one of {', '.join(sorted(shares))}")
+        try:
+            v = float(value)
+        except ValueError:
+            raise ValueError(f"--data {item!r}: {value!r} is not a number") from None
+        if not 0.0 <= v <= 1.0:
+            raise ValueError(f"--data {item!r}: a share lies in [0, 1]")
+        out[name] = v
+    return out
 
 
 def load_components(folder: Path) -> dict[str, dict[str, torch.Tensor]]:
@@ -112,7 +148,7 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         from sdbench.world import data_v2
 
-        data_cfg = data_v2.DataConfig(resolution=args.resolution, per_class=args.per_class)
+        data_cfg = data_v2.DataConfig(resolution=args.resolution, per_class=args.per_class, **args.data_overrides)
         data = data_v2.make_renders(data_cfg, seed=args.seed + 1)
 
         def batch(n: int):
@@ -208,6 +244,7 @@ def main(argv: list[str] | None = None) -> dict:
         "final_loss": log.last.get("loss"),
         "resumed_from_step": start_step or None,
         "warm_start": warm,
+        "data_overrides": args.data_overrides or None,
         "parameters": {
             "unet": sum(p.numel() for p in unet.parameters()),
             "text_encoder": sum(p.numel() for p in text_encoder.parameters()),
