@@ -231,3 +231,70 @@ def test_v2_evaluator_labels_follow_what_the_image_shows():
     assert y["pattern"].tolist() == [1, 0, -1]  # blurred away → plain; half-blurred → left out
     assert y["marking"].tolist() == [1, -1, -1]
     assert y["shape"].tolist() == [0, 1, 2] and y["colour"].tolist() == [3, 4, 5]
+
+
+def test_train_evaluator_warm_start_continues_from_a_folder_and_refuses_another_architecture(tmp_path, monkeypatch, v2_cache):
+    from safetensors.torch import load_file, save_file
+
+    from sdbench.world import train_evaluator
+
+    monkeypatch.setenv("SDBENCH_CACHE", v2_cache)
+    args = ["--world", "v2", "--resolution", "16", "--per-class", "1", "--held-out-per-class", "1"]
+    args += ["--batch-size", "8", "--threads", "1", "--checkpoint-every", "0"]
+    train_evaluator.main(["--out", str(tmp_path / "first"), *args, "--steps", "2"])
+    # zero further steps: the second stage saves exactly what it started from
+    summary = train_evaluator.main(
+        ["--out", str(tmp_path / "second"), *args, "--steps", "0", "--warm-start", str(tmp_path / "first")]
+    )
+    assert summary["warm_start"] == str(tmp_path / "first")
+    name = "open_clip_model.safetensors"
+    a, b = load_file(str(tmp_path / "first" / name)), load_file(str(tmp_path / "second" / name))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # one step moves it
+    train_evaluator.main(["--out", str(tmp_path / "third"), *args, "--steps", "1", "--warm-start", str(tmp_path / "first")])
+    c = load_file(str(tmp_path / "third" / name))
+    assert any(not torch.equal(a[k], c[k]) for k in a)
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    a["positional_embedding"] = torch.zeros(3, 3)
+    save_file(a, str(bad / name))
+    with pytest.raises(SystemExit, match="another architecture"):
+        train_evaluator.main(["--out", str(tmp_path / "x"), *args, "--steps", "0", "--warm-start", str(bad)])
+    with pytest.raises(SystemExit, match="lacks"):
+        train_evaluator.main(["--out", str(tmp_path / "x"), *args, "--steps", "0", "--warm-start", str(tmp_path / "nowhere")])
+
+
+def test_train_prior_data_overrides_are_checked_and_recorded(tmp_path, monkeypatch, v2_cache, capsys):
+    from sdbench.world import train_prior
+
+    assert train_prior.parse_data_overrides(["p_omit_shape=0.3", "p_drop=0"]) == {"p_omit_shape": 0.3, "p_drop": 0.0}
+    for bad, says in [
+        ("resolution=64", "FIELD one of"),
+        ("p_omit_shape", "FIELD one of"),
+        ("p_omit_shape=x", "not a number"),
+        ("p_drop=1.5", r"\[0, 1\]"),
+    ]:
+        with pytest.raises(ValueError, match=says):
+            train_prior.parse_data_overrides([bad])
+        with pytest.raises(SystemExit) as e:
+            train_prior.parse_args(["--out", str(tmp_path), "--world", "v2", "--data", bad])
+        assert e.value.code == 2
+    with pytest.raises(SystemExit):
+        train_prior.parse_args(["--out", str(tmp_path), "--data", "p_drop=0.1"])  # a v1 run has no v2 data
+    assert "--data is a v2 option" in capsys.readouterr().err
+
+    monkeypatch.setenv("SDBENCH_CACHE", v2_cache)
+    monkeypatch.setattr(toy_models, "UNET_CONFIG_V2", {**toy_models.UNET_CONFIG_V2, "block_out_channels": (16, 16, 16)})
+    seen = {}
+    from sdbench.world import data_v2
+
+    sample_batch = data_v2.sample_batch
+
+    def spy(data, n, rng, cfg):
+        seen["cfg"] = cfg
+        return sample_batch(data, n, rng, cfg)
+
+    monkeypatch.setattr(data_v2, "sample_batch", spy)
+    out = train_prior.main(["--out", str(tmp_path / "p"), *TINY_V2, "--steps", "1", "--data", "p_omit_shape=1"])
+    assert out["data_overrides"] == {"p_omit_shape": 1.0} and seen["cfg"].p_omit_shape == 1.0
