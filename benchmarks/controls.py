@@ -5,6 +5,8 @@
     python -m benchmarks.controls --quick         # smoke test of the code path: NOT a control run
     python -m benchmarks.controls --trials-only   # the SDS trials only, before the v2 evaluator exists;
                                                   # the plain command then scores them (no re-run)
+    python -m benchmarks.controls --label v21 --prior FOLDER --work runs/controls-v21
+                                                  # another world version's run, written beside the first
 
 (a) SDS at CFG 100 over-saturates (vs SDS at CFG 7.5 and vs the prior's samples); (b) SDS at CFG 7.5
 over-smooths (vs the prior's samples); (c) SDS on 3D Gaussians gives two-faced objects, fewer with
@@ -534,12 +536,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="run the SDS trials only (works before the v2 evaluator exists); the plain command then scores them",
     )
+    ap.add_argument(
+        "--label",
+        default="",
+        help="a world version's run beside the first (docs/controls.md, amendment 2): writes controls_LABEL.json "
+        "and control_*_LABEL.png; use its own --work folder",
+    )
     ap.add_argument("--steps", type=int, default=None, help=argparse.SUPPRESS)  # tests only: not the pre-registered design
     ap.add_argument("--sample-steps", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--resamples", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--prompts", type=int, default=None, help=argparse.SUPPRESS)  # the first N prompts per control
     ap.add_argument("--seeds", type=int, default=None, help=argparse.SUPPRESS)  # the first N seeds per control
     args = ap.parse_args(argv)
+    if args.label and not args.label.replace("_", "").isalnum():
+        ap.error(f"--label is a short name of letters, digits and _, got {args.label!r}")
     args.only = tuple(dict.fromkeys(c.strip() for c in args.only.split(",") if c.strip()))
     if not args.only or set(args.only) - set(CONTROLS):
         ap.error(f"--only takes a comma list of {', '.join(CONTROLS)}, got {','.join(args.only)}")
@@ -576,7 +586,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "quick": plan.quick,
         "not_a_control_run": plan.quick or bool(changed),
         "design": {
+            "label": args.label or None,
             "prior": args.prior,
+            "evaluator": run.evaluator,
             "steps": plan.steps,
             "sample": {"scheduler": "dpmsolver++", "steps": plan.sample_steps, "cfg": plan.sample_cfg},
             "cfg": {"low": plan.cfg_low, "high": plan.cfg_high},
@@ -592,7 +604,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for c in args.only:
         out = RUN[c](run)
         pic = out.pop("picture")
-        out["picture"] = {"file": str(pic.save(images / PICTURES[c]).resolve()), "rows": pic.rows, "columns": pic.columns}
+        file = PICTURES[c].replace(".png", f"_{args.label}.png") if args.label else PICTURES[c]
+        out["picture"] = {"file": str(pic.save(images / file).resolve()), "rows": pic.rows, "columns": pic.columns}
         results["controls"][c] = out
     family = [row for c in args.only for row in results["controls"][c]["comparisons"]]
     for row, p in zip(family, holm([row["p_value"] for row in family])):
@@ -602,6 +615,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         results["controls"][c]["passed"] = all(v == "reproduced" for v in verdicts)
     results["seconds"] = {"total": round(time.perf_counter() - start, 1), **{k: round(v, 1) for k, v in run.seconds.items()}}
     name = "controls" if set(args.only) == set(CONTROLS) else "controls_" + "".join(sorted(args.only))
+    name += f"_{args.label}" if args.label else ""
     name += "_quick" if plan.quick or changed else ""
     if plan.quick or changed:
         from sdbench.io import write_json

@@ -75,9 +75,12 @@ def test_trials_before_the_evaluator_are_scored_later_not_rerun(
     assert not list(work.glob("a-P/*"))  # no prior samples, no analysis
     monkeypatch.setattr(toy_eval, "EVALUATOR_V2_DIR", tiny_evaluator_v2_dir)
     monkeypatch.setattr(trial, "run_trial", lambda *a, **k: pytest.fail("a trained trial was run again"))
-    results = controls.main(args)
+    results = controls.main([*args, "--label", "v21"])  # a second world version's run, beside the first
     a1 = results["controls"]["a"]["comparisons"][0]
     assert a1["observations"] == 4 and a1["verdict"] != "not computed"
+    assert results["design"]["label"] == "v21" and results["design"]["evaluator"] == controls.evaluator_id() != ""
+    assert (work / "controls_a_v21_quick.json").is_file() and (work / "control_a_saturation_v21.png").is_file()
+    assert not (work / "controls_a_quick.json").exists() and not (work / "control_a_saturation.png").exists()
     again = json.loads(next((work / "a-S100").glob("*/result.json")).read_text())
     assert "toy2_acc" in again["metrics"] and again["metrics"]["toy_chroma_error"] == first["metrics"]["toy_chroma_error"]
 
@@ -96,6 +99,9 @@ def test_missing_weights_stop_the_run_with_one_line(tiny_pixel_checkpoint, tmp_p
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: the toy v2 evaluator's weights are missing")
     assert not (tmp_path / "w").exists()
+    with pytest.raises(SystemExit) as e:  # the label names files: no dots, slashes or spaces
+        controls.main(["--quick", "--label", "v2.1/x", "--work", str(tmp_path / "w")])
+    assert e.value.code == 2 and "--label" in capsys.readouterr().err and not (tmp_path / "w").exists()
 
 
 def test_a_new_evaluator_rescores_trials_and_samples_without_retraining(
