@@ -17,6 +17,35 @@ from typing import Any, BinaryIO
 import torch
 from torch import Tensor
 
+_FILE_IDS: dict[tuple[str, int, int], str] = {}
+FULL_HASH_BYTES = 256 << 20
+"""Files up to this size are hashed whole by :func:`file_id`; larger ones by their size, head and tail."""
+
+
+def file_id(path: Path) -> str:
+    """A short identity of a weights file: the first 16 hex digits of the SHA-256 of its bytes; for a
+    file over :data:`FULL_HASH_BYTES` (a Stable Diffusion UNet), of its size and first and last 16 MiB,
+    prefixed ``partial-``. Cached per (path, size, mtime) within the process."""
+    import hashlib
+
+    st = Path(path).stat()
+    key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _FILE_IDS:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            if st.st_size <= FULL_HASH_BYTES:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+                prefix = ""
+            else:
+                h.update(str(st.st_size).encode())
+                h.update(f.read(16 << 20))
+                f.seek(-(16 << 20), os.SEEK_END)
+                h.update(f.read())
+                prefix = "partial-"
+        _FILE_IDS[key] = prefix + h.hexdigest()[:16]
+    return _FILE_IDS[key]
+
 
 def slug(text: str, max_len: int = 40) -> str:
     """A file-name-safe form of ``text`` (trial ids, run folders, cache folders): lower-case ASCII letters

@@ -139,3 +139,32 @@ def test_shared_definitions():
     assert Budget("steps", 500.0).label == "steps:500" and str(Budget("seconds", 2.5)) == "seconds:2.5"
     assert isinstance(Budget("nfe", 1000.0).value, int)
     assert list(HEADLINE_METRICS)[0] == "toy_acc"
+
+
+def test_file_id_hashes_small_files_whole_and_large_ones_by_size_head_and_tail(tmp_path, monkeypatch):
+    import hashlib
+    import os
+
+    from sdbench import io
+
+    f = tmp_path / "w.safetensors"
+    f.write_bytes(b"abc" * 1000)
+    assert io.file_id(f) == hashlib.sha256(b"abc" * 1000).hexdigest()[:16]
+    f.write_bytes(b"abd" * 1000)  # rewritten: a new mtime and new bytes, a new identity (the cache is keyed by both)
+    os.utime(f, ns=(1, 2))
+    assert io.file_id(f) == hashlib.sha256(b"abd" * 1000).hexdigest()[:16]
+
+    monkeypatch.setattr(io, "FULL_HASH_BYTES", 10)
+    big = tmp_path / "big.bin"
+    data = bytearray(os.urandom(40 << 20))
+    big.write_bytes(bytes(data))
+    first = io.file_id(big)
+    assert first.startswith("partial-") and len(first) == len("partial-") + 16
+    data[20 << 20] ^= 1  # the middle is not read
+    big.write_bytes(bytes(data))
+    os.utime(big, ns=(3, 4))
+    assert io.file_id(big) == first
+    data[0] ^= 1  # the head is
+    big.write_bytes(bytes(data))
+    os.utime(big, ns=(5, 6))
+    assert io.file_id(big) != first

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -44,6 +45,9 @@ def test_result_json_has_the_contract_fields(tiny_pixel_checkpoint, tmp_path):
     assert on_disk["cost"]["steps"] == 6 and on_disk["cost"]["nfe"] == 12  # SDS: 2 per view, batch 1
     assert on_disk["config"]["loss"]["cfg_scale"] == 100.0
     assert on_disk["hardware"]["device"] == "cpu" and on_disk["versions"]["torch"]
+    # which weights made it: the SHA-256 of the UNet's file, so two versions of one prior name differ
+    (unet,) = (tiny_pixel_checkpoint / "unet").glob("*.safetensors")
+    assert on_disk["versions"]["prior_weights"] == hashlib.sha256(unet.read_bytes()).hexdigest()[:16]
     assert (tmp_path / "t" / "views.png").stat().st_size > 0
     assert not list((tmp_path / "t").glob("*.tmp"))  # atomic writes leave no temp files
 

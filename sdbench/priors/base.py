@@ -54,6 +54,12 @@ class Prior(abc.ABC):
     def num_train_timesteps(self) -> int:
         return int(self.alphas_cumprod.shape[0])
 
+    def weights_id(self) -> str | None:
+        """A short identity of the denoiser's weights (:func:`sdbench.io.file_id`), recorded in every
+        ``result.json`` (``versions.prior_weights``) so two results say whether the same weights made
+        them (e.g. two versions of the toy world under one name); None when unknown (in-memory models)."""
+        return None
+
     # ------------------------------------------------------------------ text
     @abc.abstractmethod
     def encode_text(self, prompts: Sequence[str]) -> Tensor:

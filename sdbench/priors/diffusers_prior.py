@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from sdbench.errors import UserError
+from sdbench.io import file_id
 from sdbench.priors.base import NFECounter, Prior
 
 REQUIRED = ("unet", "scheduler", "text_encoder", "tokenizer")
@@ -86,6 +87,13 @@ class DiffusersPrior(Prior):
             self.root = self._check_folder(Path(cfg.path).expanduser())
             components = self._read_folder()
         self._assemble(components)
+
+    def weights_id(self) -> str | None:
+        """:func:`~sdbench.io.file_id` of the UNet's weights file in the folder (None: built in memory)."""
+        if self.root is None:
+            return None
+        files = sorted(p for ext in ("safetensors", "bin") for p in (self.root / "unet").glob(f"*.{ext}"))
+        return file_id(files[0]) if files else None
 
     @classmethod
     def from_components(cls, cfg: DiffusersPrior.Config | None = None, **components: Any) -> DiffusersPrior:

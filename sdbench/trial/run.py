@@ -95,7 +95,12 @@ def run_trial(
         data = torch.load(ckpt, map_location="cpu", weights_only=False)
         if data.get("resumable") and data["config"] == spec.config_dict():
             restore_checkpoint(state, data)
-    result = replace(result, hardware=hardware(state.prior.device))
+    weights = state.prior.weights_id()
+    result = replace(
+        result,
+        hardware=hardware(state.prior.device),
+        versions={**result.versions, **({"prior_weights": weights} if weights else {})},
+    )
     memory = PeakMemory(state.prior.device)
     memory.start()
     try:
