@@ -129,6 +129,7 @@ def main_v2(
     ambiguous_samples: int = 32,
     num_steps: int = 50,
     held_out_per_class: int = 3,
+    label: str = "",
 ) -> dict:
     """World v2 gates (issue: toy world v2), on the shipped v2 weights unless paths are given.
 
@@ -144,15 +145,23 @@ def main_v2(
        the same estimate on as many data renders of that prompt — gate: mean ratio ≥ 0.9.
     """
     from sdbench.evaluation.toy import EVALUATOR_V2_DIR, load_evaluator, read_attributes
+    from sdbench.io import file_id
     from sdbench.priors.toy import ToyPrior2
     from sdbench.world import degrade
     from sdbench.world.data_v2 import DataConfig, make_renders
     from sdbench.world.grammar import ToyPrompt, ambiguous_prompts, full_prompts, parse
     from sdbench.world.scenes import COLOURS, PATTERNS, SHAPES
 
-    results: dict = {}
     scorer = load_evaluator("cpu", evaluator_path or str(EVALUATOR_V2_DIR))
     prior = ToyPrior2(ToyPrior2.Config(path=prior_path))
+    results: dict = {
+        "weights": {  # which models were gated (the SHA-256 prefix of their weights files)
+            "prior": prior_path or "weights/prior_v2",
+            "prior_id": prior.weights_id(),
+            "evaluator": evaluator_path or "weights/evaluator_v2",
+            "evaluator_id": file_id(Path(evaluator_path or EVALUATOR_V2_DIR) / "open_clip_model.safetensors"),
+        }
+    }
     data = make_renders(DataConfig(resolution=prior.resolution, per_class=held_out_per_class), seed=303)
     images = data.images.float() / 255
 
@@ -193,7 +202,8 @@ def main_v2(
         "seconds": round(time.time() - start, 1),
         **{k: (getattr(r, k) == t[:, i]).float().mean().item() for i, k in enumerate(("shape", "colour", "pattern", "marking"))},
     }
-    save_grid(imgs[:: samples_per_prompt * 8][:64], DOCS / "toy_v2_prior_samples.png", nrow=8, min_size=64)
+    suffix = f"_{label}" if label else ""
+    save_grid(imgs[:: samples_per_prompt * 8][:64], DOCS / f"toy_v2_prior_samples{suffix}.png", nrow=8, min_size=64)
 
     # 4. diversity on ambiguous prompts: samples against data renders of the same prompt
     rows = {}
@@ -224,7 +234,7 @@ def main_v2(
         **{f"samples_{k}>=0.90": s[k] >= 0.90 for k in ("shape", "colour", "pattern", "marking")},
         "diversity_ratio>=0.90": results["diversity"]["mean_ratio"] >= 0.9,
     }
-    save("toy_world_v2", results)
+    save("toy_world_v2" + (f"_{label}" if label else ""), results)
     return results
 
 
@@ -235,8 +245,13 @@ if __name__ == "__main__":
     ap.add_argument("--world", choices=("v1", "v2"), default="v1")
     ap.add_argument("--prior", default="", help="v2: prior folder (default: the shipped prior_v2)")
     ap.add_argument("--evaluator", default="", help="v2: evaluator folder (default: the shipped evaluator_v2)")
+    ap.add_argument(
+        "--label", default="", help="v2: write toy_world_v2_LABEL.json and toy_v2_prior_samples_LABEL.png (a candidate's gates)"
+    )
     args = ap.parse_args()
+    if args.label and not args.label.replace("_", "").isalnum():
+        ap.error(f"--label is a short name of letters, digits and _, got {args.label!r}")
     if args.world == "v1":
         main()
     else:
-        main_v2(args.prior, args.evaluator)
+        main_v2(args.prior, args.evaluator, label=args.label)

@@ -8,6 +8,7 @@ import pytest
 @pytest.mark.slow
 def test_v2_gates_run_end_to_end_on_tiny_models(tmp_path, monkeypatch):
     from benchmarks import toy_world
+    from sdbench.priors.toy import ToyPrior2
     from sdbench.world import toy_models, train_evaluator, train_prior
 
     monkeypatch.setenv("SDBENCH_CACHE", str(tmp_path / "cache"))
@@ -19,11 +20,20 @@ def test_v2_gates_run_end_to_end_on_tiny_models(tmp_path, monkeypatch):
     monkeypatch.setattr(toy_world, "save", lambda name, results: saved.setdefault(name, results))
     monkeypatch.setattr(toy_world, "DOCS", tmp_path / "docs")
     results = toy_world.main_v2(
-        str(tmp_path / "prior"), str(tmp_path / "evaluator"), ambiguous_samples=2, num_steps=2, held_out_per_class=1
+        str(tmp_path / "prior"),
+        str(tmp_path / "evaluator"),
+        ambiguous_samples=2,
+        num_steps=2,
+        held_out_per_class=1,
+        label="cand",
     )
-    assert saved["toy_world_v2"] is results
+    assert saved["toy_world_v2_cand"] is results and (tmp_path / "docs" / "toy_v2_prior_samples_cand.png").is_file()
+    w = results["weights"]  # which weights were gated
+    assert (
+        w["prior_id"] == ToyPrior2(ToyPrior2.Config(path=str(tmp_path / "prior"))).weights_id() and len(w["evaluator_id"]) == 16
+    )
     assert results["prior_samples"]["n"] == 240 + 120  # marked prompts twice: front view and back view
     for key in ("shape", "colour", "pattern", "marking_visibility", "patterned_pattern_blur_2px"):
         assert 0 <= results["evaluator_held_out"][key] <= 1
     assert len(results["diversity"]["prompts"]) == 11 and results["diversity"]["mean_ratio"] >= 0
-    assert len(results["gates"]) == 10 and (tmp_path / "docs" / "toy_v2_prior_samples.png").is_file()
+    assert len(results["gates"]) == 10
