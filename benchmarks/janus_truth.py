@@ -1,6 +1,7 @@
 """The Janus score on ground truth: how often does a truly one-faced object read as two-faced?
 
     python -m benchmarks.janus_truth          # → benchmarks/results/janus_truth.json
+    python -m benchmarks.janus_truth --label v21   # → janus_truth_v21.json (a world version beside the first)
 
 Control (c) (``docs/controls.md``) counts SDS results as two-faced with the v2 evaluator's per-view face
 read-out, and the evaluator misreads the face in about one view in twenty (``toy_world_v2.json``). This
@@ -22,10 +23,11 @@ import torch
 from benchmarks.common import save
 
 
-def main() -> dict:
+def main(label: str = "") -> dict:
     from sdbench.cameras import Cameras
     from sdbench.evaluation.janus import janus_score, marking_visibility
     from sdbench.evaluation.toy import EVALUATOR_V2_DIR, load_evaluator, read_attributes
+    from sdbench.io import file_id
     from sdbench.world.scenes import COLOURS, SHAPES, render_scene
 
     start = time.time()
@@ -46,6 +48,7 @@ def main() -> dict:
     canonical = [r["janus_two_faced"] for r in rows if r["azimuth_offset"] == 0.0]
     results = {
         "what": "toy2_janus_two_faced on ground-truth one-faced renders (the false-positive rate of control (c)'s metric)",
+        "evaluator_id": file_id(EVALUATOR_V2_DIR / "open_clip_model.safetensors"),
         "orbit": {"views": 8, "elevation": 15.0, "radius": 3.0, "fovy": 40.0, "margin": 30.0, "threshold": 0.5},
         "two_faced_share_canonical_orbit": sum(canonical) / len(canonical),
         "two_faced_share_all_orbits": sum(two) / len(two),
@@ -55,12 +58,19 @@ def main() -> dict:
         "rows": rows,
         "seconds": round(time.time() - start, 1),
     }
-    save("janus_truth", results)
+    save("janus_truth" + (f"_{label}" if label else ""), results)
     return results
 
 
 if __name__ == "__main__":
-    r = main()
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--label", default="", help="write janus_truth_LABEL.json (another world version's evaluator)")
+    a = ap.parse_args()
+    if a.label and not a.label.replace("_", "").isalnum():
+        ap.error(f"--label is a short name of letters, digits and _, got {a.label!r}")
+    r = main(a.label)
     print(
         f"two-faced on ground truth: {r['two_faced_share_canonical_orbit']:.3f} (canonical orbit, 30 objects), "
         f"{r['two_faced_share_all_orbits']:.3f} (4 orbits, {r['n']} renders); mean false front {r['mean_false_front']:.3f}"
