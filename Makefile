@@ -70,10 +70,11 @@ claims-exploratory: $(STAMP)
 claims-cost: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.claims_cost
 
-# The positive controls of toy world v2 (docs/controls.md): needs the trained v2 prior and evaluator;
-# resumable (trial folders in runs/controls); writes benchmarks/results/controls.json and docs/images/control_*.png.
+# The positive controls (docs/controls.md) on the shipped world, v2.1 (amendment 2): resumable (trial folders in
+# runs/controls-v21); writes benchmarks/results/controls_v21.json and docs/images/control_*_v21.png. v2.0's run
+# (controls.json, runs/controls) was made with the weights shipped before commit 0726f16.
 controls: $(STAMP)
-	$(BIN)/python -m benchmarks.controls
+	$(BIN)/python -m benchmarks.controls --label v21 --work runs/controls-v21
 
 clean-venv:
 	rm -rf $(VENV)
