@@ -298,3 +298,28 @@ def test_train_prior_data_overrides_are_checked_and_recorded(tmp_path, monkeypat
     monkeypatch.setattr(data_v2, "sample_batch", spy)
     out = train_prior.main(["--out", str(tmp_path / "p"), *TINY_V2, "--steps", "1", "--data", "p_omit_shape=1"])
     assert out["data_overrides"] == {"p_omit_shape": 1.0} and seen["cfg"].p_omit_shape == 1.0
+
+
+def test_the_shipped_v2_weights_load_work_and_are_the_ones_gated():
+    """The shipped prior v2 and evaluator v2 load through their adapters, run, and are byte for byte the
+    weights whose gates are recorded (``benchmarks/results/toy_world_v2_v21.json``, world v2.1)."""
+    from pathlib import Path
+
+    from sdbench.evaluation.toy import EVALUATOR_V2_DIR, load_evaluator, read_attributes
+    from sdbench.io import file_id
+    from sdbench.priors.toy import ToyPrior2
+
+    gated = json.loads((Path(__file__).parents[2] / "benchmarks" / "results" / "toy_world_v2_v21.json").read_text())
+    gated = gated["results"]["weights"]
+    prior = ToyPrior2(ToyPrior2.Config())
+    assert prior.weights_id() == gated["prior_id"]
+    assert file_id(EVALUATOR_V2_DIR / "open_clip_model.safetensors") == gated["evaluator_id"]
+    (eps,) = prior.predict_noise(torch.zeros(1, 3, 32, 32), torch.tensor([500]), [prior.encode_text(["a red striped cube"])])
+    assert eps.shape == (1, 3, 32, 32) and torch.isfinite(eps).all()
+    from sdbench.cameras import Cameras
+    from sdbench.world.scenes import COLOURS, SHAPES, render_scene
+
+    img = render_scene("cube", "red", Cameras.orbit(2, elevation=15.0, radius=3.0, fovy=40.0), 32, marking="face").rgb
+    r = read_attributes(img.float(), load_evaluator("cpu", str(EVALUATOR_V2_DIR)))
+    assert [SHAPES[i] for i in r.shape] == ["cube", "cube"] and [list(COLOURS)[i] for i in r.colour] == ["red", "red"]
+    assert r.marking.tolist() == [1, 0]  # the face shows from the front (azimuth 0), not from the back (180)
