@@ -18,6 +18,21 @@ from sdbench.io import write_json, write_text
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def label_arg(text: str) -> str:
+    """``--label`` of a benchmark (a world version's run written beside the first): letters, digits and ``_``
+    only, as it becomes part of file names; an argparse ``type``."""
+    import argparse
+
+    if text and not text.replace("_", "").isalnum():
+        raise argparse.ArgumentTypeError(f"a short name of letters, digits and _, got {text!r}")
+    return text
+
+
+def labelled(name: str, label: str) -> str:
+    """``name`` with ``_label`` appended (unchanged without a label): ``controls`` → ``controls_v21``."""
+    return f"{name}_{label}" if label else name
+
+
 #: The README's order of the first six losses; every other registered loss follows alphabetically.
 FIRST = ("sds", "csd", "nfsd", "ism", "vsd", "vdm")
 

@@ -50,7 +50,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.common import save
+from benchmarks.common import label_arg, labelled, save
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "images"
 REPO = Path(__file__).resolve().parent.parent
@@ -242,12 +242,9 @@ EVALUATOR_RECORD = "evaluator.txt"
 
 def evaluator_id() -> str:
     """The v2 evaluator's identity: the first 16 hex digits of its weights file's SHA-256 (``""`` if absent)."""
-    import hashlib
-
     from sdbench.evaluation import toy as toy_eval
 
-    weights = Path(toy_eval.EVALUATOR_V2_DIR) / "open_clip_model.safetensors"
-    return hashlib.sha256(weights.read_bytes()).hexdigest()[:16] if weights.is_file() else ""
+    return toy_eval.evaluator_weights_id(toy_eval.EVALUATOR_V2_DIR)
 
 
 def missing_evaluator_keys(values: dict[str, float], metrics: tuple[str, ...]) -> bool:
@@ -539,6 +536,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--label",
         default="",
+        type=label_arg,
         help="a world version's run beside the first (docs/controls.md, amendment 2): writes controls_LABEL.json "
         "and control_*_LABEL.png; use its own --work folder",
     )
@@ -548,8 +546,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--prompts", type=int, default=None, help=argparse.SUPPRESS)  # the first N prompts per control
     ap.add_argument("--seeds", type=int, default=None, help=argparse.SUPPRESS)  # the first N seeds per control
     args = ap.parse_args(argv)
-    if args.label and not args.label.replace("_", "").isalnum():
-        ap.error(f"--label is a short name of letters, digits and _, got {args.label!r}")
     args.only = tuple(dict.fromkeys(c.strip() for c in args.only.split(",") if c.strip()))
     if not args.only or set(args.only) - set(CONTROLS):
         ap.error(f"--only takes a comma list of {', '.join(CONTROLS)}, got {','.join(args.only)}")
@@ -604,7 +600,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for c in args.only:
         out = RUN[c](run)
         pic = out.pop("picture")
-        file = PICTURES[c].replace(".png", f"_{args.label}.png") if args.label else PICTURES[c]
+        file = labelled(PICTURES[c].removesuffix(".png"), args.label) + ".png"
         out["picture"] = {"file": str(pic.save(images / file).resolve()), "rows": pic.rows, "columns": pic.columns}
         results["controls"][c] = out
     family = [row for c in args.only for row in results["controls"][c]["comparisons"]]
@@ -615,7 +611,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         results["controls"][c]["passed"] = all(v == "reproduced" for v in verdicts)
     results["seconds"] = {"total": round(time.perf_counter() - start, 1), **{k: round(v, 1) for k, v in run.seconds.items()}}
     name = "controls" if set(args.only) == set(CONTROLS) else "controls_" + "".join(sorted(args.only))
-    name += f"_{args.label}" if args.label else ""
+    name = labelled(name, args.label)
     name += "_quick" if plan.quick or changed else ""
     if plan.quick or changed:
         from sdbench.io import write_json

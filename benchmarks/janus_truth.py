@@ -20,14 +20,13 @@ import time
 
 import torch
 
-from benchmarks.common import save
+from benchmarks.common import label_arg, labelled, save
 
 
 def main(label: str = "") -> dict:
     from sdbench.cameras import Cameras
     from sdbench.evaluation.janus import janus_score, marking_visibility
-    from sdbench.evaluation.toy import EVALUATOR_V2_DIR, load_evaluator, read_attributes
-    from sdbench.io import file_id
+    from sdbench.evaluation.toy import EVALUATOR_V2_DIR, evaluator_weights_id, load_evaluator, read_attributes
     from sdbench.world.scenes import COLOURS, SHAPES, render_scene
 
     start = time.time()
@@ -48,7 +47,7 @@ def main(label: str = "") -> dict:
     canonical = [r["janus_two_faced"] for r in rows if r["azimuth_offset"] == 0.0]
     results = {
         "what": "toy2_janus_two_faced on ground-truth one-faced renders (the false-positive rate of control (c)'s metric)",
-        "evaluator_id": file_id(EVALUATOR_V2_DIR / "open_clip_model.safetensors"),
+        "evaluator_id": evaluator_weights_id(EVALUATOR_V2_DIR),
         "orbit": {"views": 8, "elevation": 15.0, "radius": 3.0, "fovy": 40.0, "margin": 30.0, "threshold": 0.5},
         "two_faced_share_canonical_orbit": sum(canonical) / len(canonical),
         "two_faced_share_all_orbits": sum(two) / len(two),
@@ -58,7 +57,7 @@ def main(label: str = "") -> dict:
         "rows": rows,
         "seconds": round(time.time() - start, 1),
     }
-    save("janus_truth" + (f"_{label}" if label else ""), results)
+    save(labelled("janus_truth", label), results)
     return results
 
 
@@ -66,10 +65,10 @@ if __name__ == "__main__":
     import argparse
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--label", default="", help="write janus_truth_LABEL.json (another world version's evaluator)")
+    ap.add_argument(
+        "--label", default="", type=label_arg, help="write janus_truth_LABEL.json (another world version's evaluator)"
+    )
     a = ap.parse_args()
-    if a.label and not a.label.replace("_", "").isalnum():
-        ap.error(f"--label is a short name of letters, digits and _, got {a.label!r}")
     r = main(a.label)
     print(
         f"two-faced on ground truth: {r['two_faced_share_canonical_orbit']:.3f} (canonical orbit, 30 objects), "

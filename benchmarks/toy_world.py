@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.common import save
+from benchmarks.common import label_arg, labelled, save
 from sdbench.io import save_grid
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "images"
@@ -144,8 +144,7 @@ def main_v2(
        evaluator's read-out of the omitted attribute over ``ambiguous_samples`` samples, against
        the same estimate on as many data renders of that prompt — gate: mean ratio ≥ 0.9.
     """
-    from sdbench.evaluation.toy import EVALUATOR_V2_DIR, load_evaluator, read_attributes
-    from sdbench.io import file_id
+    from sdbench.evaluation.toy import EVALUATOR_V2_DIR, evaluator_weights_id, load_evaluator, read_attributes
     from sdbench.priors.toy import ToyPrior2
     from sdbench.world import degrade
     from sdbench.world.data_v2 import DataConfig, make_renders
@@ -159,7 +158,7 @@ def main_v2(
             "prior": prior_path or "weights/prior_v2",
             "prior_id": prior.weights_id(),
             "evaluator": evaluator_path or "weights/evaluator_v2",
-            "evaluator_id": file_id(Path(evaluator_path or EVALUATOR_V2_DIR) / "open_clip_model.safetensors"),
+            "evaluator_id": evaluator_weights_id(evaluator_path or EVALUATOR_V2_DIR),
         }
     }
     data = make_renders(DataConfig(resolution=prior.resolution, per_class=held_out_per_class), seed=303)
@@ -202,8 +201,7 @@ def main_v2(
         "seconds": round(time.time() - start, 1),
         **{k: (getattr(r, k) == t[:, i]).float().mean().item() for i, k in enumerate(("shape", "colour", "pattern", "marking"))},
     }
-    suffix = f"_{label}" if label else ""
-    save_grid(imgs[:: samples_per_prompt * 8][:64], DOCS / f"toy_v2_prior_samples{suffix}.png", nrow=8, min_size=64)
+    save_grid(imgs[:: samples_per_prompt * 8][:64], DOCS / f"{labelled('toy_v2_prior_samples', label)}.png", nrow=8, min_size=64)
 
     # 4. diversity on ambiguous prompts: samples against data renders of the same prompt
     rows = {}
@@ -234,7 +232,7 @@ def main_v2(
         **{f"samples_{k}>=0.90": s[k] >= 0.90 for k in ("shape", "colour", "pattern", "marking")},
         "diversity_ratio>=0.90": results["diversity"]["mean_ratio"] >= 0.9,
     }
-    save("toy_world_v2" + (f"_{label}" if label else ""), results)
+    save(labelled("toy_world_v2", label), results)
     return results
 
 
@@ -246,11 +244,12 @@ if __name__ == "__main__":
     ap.add_argument("--prior", default="", help="v2: prior folder (default: the shipped prior_v2)")
     ap.add_argument("--evaluator", default="", help="v2: evaluator folder (default: the shipped evaluator_v2)")
     ap.add_argument(
-        "--label", default="", help="v2: write toy_world_v2_LABEL.json and toy_v2_prior_samples_LABEL.png (a candidate's gates)"
+        "--label",
+        default="",
+        type=label_arg,
+        help="v2: write toy_world_v2_LABEL.json and toy_v2_prior_samples_LABEL.png (a candidate's gates)",
     )
     args = ap.parse_args()
-    if args.label and not args.label.replace("_", "").isalnum():
-        ap.error(f"--label is a short name of letters, digits and _, got {args.label!r}")
     if args.world == "v1":
         main()
     else:

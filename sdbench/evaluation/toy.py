@@ -41,6 +41,14 @@ def load_evaluator(device: str = "cpu", folder: str = str(EVALUATOR_DIR)) -> Cli
     return ClipScorer.load(f"local-dir:{folder}", device=device)
 
 
+def evaluator_weights_id(folder: str | Path = EVALUATOR_V2_DIR) -> str:
+    """:func:`sdbench.io.file_id` of an evaluator folder's weights file (``""`` when it has none)."""
+    from sdbench.io import file_id
+
+    weights = Path(folder) / "open_clip_model.safetensors"
+    return file_id(weights) if weights.is_file() else ""
+
+
 def evaluator_dir(world: str = "v1") -> Path:
     """The shipped evaluator folder of toy world ``world``."""
     if world not in ("v1", "v2"):
