@@ -95,6 +95,11 @@ class Design:
     """torch CPU threads of every trial (0: torch's default)."""
     d_secondary: bool = False
     """Run (d)'s secondary arm S7.5 (dropped by amendment 1 of ``docs/controls.md``)."""
+    amendment: int = 1
+    """The amendment of ``docs/controls.md`` whose design this is (1: one seed in (a)-(c), six in (d); 3: the
+    seeds first written, two and eight, as a second look)."""
+    confidence: float = 0.95
+    """Coverage of the interval a verdict reads (amendment 3's second look: 0.975; the 95 % one is reported too)."""
 
 
 def prompts() -> dict[str, tuple[str, ...]]:
@@ -111,8 +116,17 @@ def prompts() -> dict[str, tuple[str, ...]]:
     }
 
 
-def design(quick: bool = False) -> Design:
+DESIGNS = (1, 3)
+"""The amendments of ``docs/controls.md`` whose design ``--design`` runs."""
+
+
+def design(quick: bool = False, amendment: int = 1) -> Design:
+    """The pre-registered design of ``amendment`` (``docs/controls.md``), or the smoke test's (``quick``)."""
     full = prompts()
+    if amendment not in DESIGNS:
+        raise ValueError(f"no design of amendment {amendment}; there are {DESIGNS}")
+    if not quick and amendment == 3:  # the seeds first written, as a second look read at 97.5 %; still no S7.5 in (d)
+        return Design(full, {"a": (0, 1), "b": (0, 1), "c": (0, 1), "d": tuple(range(8))}, amendment=3, confidence=0.975)
     if not quick:  # amendment 1 of docs/controls.md: one seed in (a)-(c), six in (d), no S7.5 arm in (d)
         return Design(full, {"a": (0,), "b": (0,), "c": (0,), "d": tuple(range(6))})
     few = {k: v[::10] for k, v in full.items() if k != "d"}  # 3 prompts spread over colours and shapes
@@ -282,9 +296,18 @@ def run_arms(run: Runner, control: str, sample: bool) -> dict[str, dict[tuple[st
 
 # ------------------------------------------------------------------------------------ statistics
 def comparison(
-    name: str, metric: str, arms: str, expected: int, clusters: dict[str, list[float]], resamples: int, null: float = 0.0
+    name: str,
+    metric: str,
+    arms: str,
+    expected: int,
+    clusters: dict[str, list[float]],
+    resamples: int,
+    null: float = 0.0,
+    confidence: float = 0.95,
 ) -> dict[str, Any]:
-    """One pre-registered comparison: cluster bootstrap of ``clusters`` ({prompt: [values over seeds]})."""
+    """One pre-registered comparison: cluster bootstrap of ``clusters`` ({prompt: [values over seeds]}); the verdict
+    reads the ``confidence`` interval (``low``/``high``); another than 95 % also reports the 95 % one
+    (``low95``/``high95``, the same resamples)."""
     from sdbench.stats import cluster_bootstrap, detectable_effect
 
     clusters = {p: [v for v in vs if math.isfinite(v)] for p, vs in clusters.items()}
@@ -293,13 +316,13 @@ def comparison(
     row["per_prompt"] = {p: sum(vs) / len(vs) for p, vs in clusters.items()}
     if len(clusters) < 2:
         return {**row, "verdict": "not computed", "reason": f"{len(clusters)} prompt(s) with finite values", "p_value": math.nan}
-    r = cluster_bootstrap(clusters, resamples=resamples, null=null)
-    return {
-        **row,
-        **{k: r.to_dict()[k] for k in ("estimate", "low", "high", "p_value", "se", "clusters", "observations", "resamples")},
-        "verdict": r.direction(expected),
-        "detectable_effect": detectable_effect(clusters),
-    }
+    r = cluster_bootstrap(clusters, resamples=resamples, null=null, confidence=confidence)
+    keys = ("estimate", "low", "high", "confidence", "p_value", "se", "clusters", "observations", "resamples")
+    out = {**row, **{k: r.to_dict()[k] for k in keys}, "verdict": r.direction(expected)}
+    if confidence != 0.95:
+        r95 = cluster_bootstrap(clusters, resamples=resamples, null=null)
+        out |= {"low95": r95.low, "high95": r95.high, "verdict95": r95.direction(expected)}
+    return {**out, "detectable_effect": detectable_effect(clusters, alpha=1 - confidence)}
 
 
 def paired(a: dict, b: dict, transform=lambda x: x) -> dict[str, list[float]]:
@@ -335,13 +358,35 @@ def control_a(run: Runner) -> dict[str, Any]:
     arms = run_arms(run, "a", sample=True)
     chroma = {a: metric_of(r, "toy_chroma_error") for a, r in arms.items()}
     comparisons = [
-        comparison("a1", "toy_chroma_error", "S100 − S7.5", +1, paired(chroma["S100"], chroma["S7.5"]), d.resamples),
-        comparison("a2", "toy_chroma_error", "S100 − P", +1, paired(chroma["S100"], chroma["P"]), d.resamples),
+        comparison(
+            "a1",
+            "toy_chroma_error",
+            "S100 − S7.5",
+            +1,
+            paired(chroma["S100"], chroma["S7.5"]),
+            d.resamples,
+            confidence=d.confidence,
+        ),
+        comparison(
+            "a2", "toy_chroma_error", "S100 − P", +1, paired(chroma["S100"], chroma["P"]), d.resamples, confidence=d.confidence
+        ),
     ]
-    also = [comparison("a.S7.5-P", "toy_chroma_error", "S7.5 − P", +1, paired(chroma["S7.5"], chroma["P"]), d.resamples)]
+    also = [
+        comparison(
+            "a.S7.5-P",
+            "toy_chroma_error",
+            "S7.5 − P",
+            +1,
+            paired(chroma["S7.5"], chroma["P"]),
+            d.resamples,
+            confidence=d.confidence,
+        )
+    ]
     for key in ("toy_lightness_error", "toy_contrast_error", "toy_delta_e"):
         x = {a: metric_of(r, key) for a, r in arms.items()}
-        also.append(comparison(f"a.{key}", key, "S100 − S7.5", +1, paired(x["S100"], x["S7.5"]), d.resamples))
+        also.append(
+            comparison(f"a.{key}", key, "S100 − S7.5", +1, paired(x["S100"], x["S7.5"]), d.resamples, confidence=d.confidence)
+        )
     keys = ("toy_chroma_error", "toy_lightness_error", "toy_contrast_error", "toy_delta_e", "toy_iou")
     rows = ("P", "S7.5", "S100")
     cells = [[arms[a][(p, d.seeds["a"][0])][0] for p in d.prompts["a"]] for a in rows]
@@ -355,13 +400,23 @@ def control_b(run: Runner) -> dict[str, Any]:
     prob = {a: metric_of(r, "toy2_pattern_prob") for a, r in arms.items()}
     detail = {a: metric_of(r, "toy_detail") for a, r in arms.items()}
     comparisons = [
-        comparison("b1", "toy2_pattern_prob", "S7.5 − P", -1, paired(prob["S7.5"], prob["P"]), d.resamples),
-        comparison("b2", "log toy_detail", "S7.5 − P", -1, paired(detail["S7.5"], detail["P"], log_or_nan), d.resamples),
+        comparison(
+            "b1", "toy2_pattern_prob", "S7.5 − P", -1, paired(prob["S7.5"], prob["P"]), d.resamples, confidence=d.confidence
+        ),
+        comparison(
+            "b2",
+            "log toy_detail",
+            "S7.5 − P",
+            -1,
+            paired(detail["S7.5"], detail["P"], log_or_nan),
+            d.resamples,
+            confidence=d.confidence,
+        ),
     ]
     also = []
     for key in ("toy2_pattern_acc", "toy_noise"):
         x = {a: metric_of(r, key) for a, r in arms.items()}
-        also.append(comparison(f"b.{key}", key, "S7.5 − P", -1, paired(x["S7.5"], x["P"]), d.resamples))
+        also.append(comparison(f"b.{key}", key, "S7.5 − P", -1, paired(x["S7.5"], x["P"]), d.resamples, confidence=d.confidence))
     keys = ("toy2_pattern_prob", "toy2_pattern_acc", "toy_detail", "toy_noise")
     rows = ("P", "S7.5")
     cells = [[arms[a][(p, d.seeds["b"][0])][0] for p in d.prompts["b"]] for a in rows]
@@ -377,10 +432,20 @@ def control_c(run: Runner) -> dict[str, Any]:
     two = {a: metric_of(r, "toy2_janus_two_faced") for a, r in arms.items()}
     false = {a: metric_of(r, "toy2_janus_false_front") for a, r in arms.items()}
     comparisons = [
-        comparison("c1", "toy2_janus_two_faced", "share in G", +1, by_prompt(two["G"]), d.resamples),
-        comparison("c2", "toy2_janus_two_faced", "Gv − G", -1, paired(two["Gv"], two["G"]), d.resamples),
+        comparison("c1", "toy2_janus_two_faced", "share in G", +1, by_prompt(two["G"]), d.resamples, confidence=d.confidence),
+        comparison("c2", "toy2_janus_two_faced", "Gv − G", -1, paired(two["Gv"], two["G"]), d.resamples, confidence=d.confidence),
     ]
-    also = [comparison("c.false_front", "toy2_janus_false_front", "Gv − G", -1, paired(false["Gv"], false["G"]), d.resamples)]
+    also = [
+        comparison(
+            "c.false_front",
+            "toy2_janus_false_front",
+            "Gv − G",
+            -1,
+            paired(false["Gv"], false["G"]),
+            d.resamples,
+            confidence=d.confidence,
+        )
+    ]
     shares = {}
     for a, values in two.items():
         xs = [v for v in values.values() if math.isfinite(v)]
@@ -431,10 +496,24 @@ def control_d(run: Runner) -> dict[str, Any]:
     def per_prompt(x: dict[str, float], y: dict[str, float]) -> dict[str, list[float]]:
         return {p: [x[p] - y[p]] for p in x if math.isfinite(x[p]) and math.isfinite(y[p])}
 
-    comparisons = [comparison("d1", "diversity_distance", "S100 − P", -1, per_prompt(dist["S100"], dist["P"]), d.resamples)]
+    comparisons = [
+        comparison(
+            "d1", "diversity_distance", "S100 − P", -1, per_prompt(dist["S100"], dist["P"]), d.resamples, confidence=d.confidence
+        )
+    ]
     also = [
         *(
-            [comparison("d.S7.5-P", "diversity_distance", "S7.5 − P", -1, per_prompt(dist["S7.5"], dist["P"]), d.resamples)]
+            [
+                comparison(
+                    "d.S7.5-P",
+                    "diversity_distance",
+                    "S7.5 − P",
+                    -1,
+                    per_prompt(dist["S7.5"], dist["P"]),
+                    d.resamples,
+                    confidence=d.confidence,
+                )
+            ]
             if d.d_secondary
             else []
         ),
@@ -540,6 +619,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="a world version's run beside the first (docs/controls.md, amendment 2): writes controls_LABEL.json "
         "and control_*_LABEL.png; use its own --work folder",
     )
+    ap.add_argument(
+        "--design",
+        type=int,
+        default=1,
+        choices=DESIGNS,
+        help="the docs/controls.md amendment whose design to run: 1 (default; one seed in (a)-(c), six in (d)) or 3 "
+        "(the seeds first written, two and eight, a second look whose verdicts read 97.5 %% intervals)",
+    )
     ap.add_argument("--steps", type=int, default=None, help=argparse.SUPPRESS)  # tests only: not the pre-registered design
     ap.add_argument("--sample-steps", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--resamples", type=int, default=None, help=argparse.SUPPRESS)
@@ -556,7 +643,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from sdbench.stats import holm
 
     args = parse_args(argv)
-    plan = design(args.quick)
+    plan = design(args.quick, args.design)
     overrides = {"steps": args.steps, "sample_steps": args.sample_steps, "resamples": args.resamples}
     changed = {k: v for k, v in overrides.items() if v is not None}
     plan = replace(plan, threads=args.threads, **changed)
@@ -583,6 +670,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "not_a_control_run": plan.quick or bool(changed),
         "design": {
             "label": args.label or None,
+            "amendment": plan.amendment,
+            "confidence": plan.confidence,
             "prior": args.prior,
             "evaluator": run.evaluator,
             "steps": plan.steps,
@@ -626,7 +715,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"{row.get('high', math.nan):+.3g}] {row['verdict']}"
             for row in r["comparisons"]
         )
-        print(f"control ({c}) {'PASSED' if r['passed'] else 'not passed'}: {line}", flush=True)
+        level = "" if plan.confidence == 0.95 else f" ({100 * plan.confidence:g} % intervals)"
+        print(f"control ({c}) {'PASSED' if r['passed'] else 'not passed'}{level}: {line}", flush=True)
     return results
 
 
