@@ -7,6 +7,9 @@
                                                   # the plain command then scores them (no re-run)
     python -m benchmarks.controls --label v21 --prior FOLDER --work runs/controls-v21
                                                   # another world version's run, written beside the first
+    python -m benchmarks.controls --design 3 --label v21_a3 --prior FOLDER --work runs/controls-v21
+                                                  # amendment 3: the first-written seeds as a second look
+                                                  # (verdicts on 97.5 % intervals), reusing amendment 1's trials
 
 (a) SDS at CFG 100 over-saturates (vs SDS at CFG 7.5 and vs the prior's samples); (b) SDS at CFG 7.5
 over-smooths (vs the prior's samples); (c) SDS on 3D Gaussians gives two-faced objects, fewer with

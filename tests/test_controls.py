@@ -25,6 +25,34 @@ def test_the_preregistered_design():
     )
 
 
+def test_amendment_3_is_the_first_written_seeds_read_at_97_5_percent():
+    from benchmarks.controls import design, sds_arms
+
+    first, second = design(), design(amendment=3)
+    assert second.seeds == {"a": (0, 1), "b": (0, 1), "c": (0, 1), "d": tuple(range(8))} and not second.d_secondary
+    assert (second.confidence, first.confidence) == (0.975, 0.95) and second.amendment == 3
+    assert (second.prompts, second.steps, second.cfg_high) == (first.prompts, first.steps, first.cfg_high)
+    # every trial of amendment 1's run is one of amendment 3's (reused), plus 172 new ones
+    old = {t for ts in sds_arms(first).values() for t in ts}
+    new = {t for ts in sds_arms(second).values() for t in ts}
+    assert old < new and len(new - old) == 172
+    with pytest.raises(ValueError):
+        design(amendment=2)
+
+
+def test_a_second_look_reads_the_wider_interval_and_reports_the_95_percent_one():
+    from benchmarks.controls import comparison
+
+    # per-prompt differences whose 95 % interval lies above zero but whose 97.5 % one does not
+    clusters = {f"p{i}": [x] for i, x in enumerate([0.33, -0.17, 0.53, 0.13, -0.07, 0.43, 0.23, -0.22, 0.38, 0.08])}
+    at95 = comparison("x", "m", "A − B", +1, clusters, 10_000)
+    at975 = comparison("x", "m", "A − B", +1, clusters, 10_000, confidence=0.975)
+    assert at95["low"] > 0 and at95["verdict"] == "reproduced" and "low95" not in at95
+    assert at975["low"] < 0 < at975["low95"] and at975["verdict"] == "not reproduced" and at975["verdict95"] == "reproduced"
+    assert at975["low95"] == at95["low"] and at975["high"] > at95["high"] and at975["confidence"] == 0.975
+    assert at975["detectable_effect"] > at95["detectable_effect"]  # a stricter test needs a larger effect
+
+
 def test_the_controls_run_end_to_end_and_resume(tiny_pixel_checkpoint, evaluator_v2, tmp_path, monkeypatch):
     from benchmarks import controls
 
