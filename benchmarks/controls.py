@@ -484,6 +484,24 @@ def omitted_attribute(prompt: str) -> str:
     return "colour" if parse(prompt, "v2").colour is None else "shape"
 
 
+def split_by_readout(prompt_trials: dict[str, list[Path]]) -> dict[str, Any]:
+    """Exploratory (``docs/controls.md``, results of amendment 3): per prompt ({prompt: its seeds' folders}),
+    :func:`sdbench.evaluation.diversity.distance_by_agreement` with each seed labelled by its omitted attribute's
+    read-out (views averaged, then argmax), and the means over prompts (NaN-skipping)."""
+    from sdbench.evaluation.diversity import distance_by_agreement, load_readout
+
+    per_prompt = {}
+    for prompt, folders in prompt_trials.items():
+        kept = [load_readout(f) for f in folders]
+        labels = torch.stack([ps[omitted_attribute(prompt)].float().mean(0) for _, ps in kept]).argmax(1)
+        per_prompt[prompt] = distance_by_agreement(torch.stack([e for e, _ in kept]), labels)
+    means = {}
+    for k in ("share_same", "distance_same", "distance_different"):
+        xs = [v[k] for v in per_prompt.values() if math.isfinite(v[k])]
+        means[k] = sum(xs) / len(xs) if xs else math.nan
+    return {"mean_over_prompts": means, "per_prompt": per_prompt}
+
+
 def control_d(run: Runner) -> dict[str, Any]:
     from sdbench.evaluation.diversity import diversity_of
 
@@ -529,6 +547,9 @@ def control_d(run: Runner) -> dict[str, Any]:
             d.resamples,
         ),
     ]
+    explore = {
+        a: split_by_readout({p: [runs[(p, s)][0] for s in d.seeds["d"]] for p in d.prompts["d"]}) for a, runs in arms.items()
+    }
     shown = [p for p in (d.prompts["d"][0], next((q for q in d.prompts["d"] if "object" in q), None)) if p]
     order = [(p, a) for p in dict.fromkeys(shown) for a in arms]
     cells = [[arms[a][(p, s)][0] for s in d.seeds["d"]] for p, a in order]
@@ -537,6 +558,11 @@ def control_d(run: Runner) -> dict[str, Any]:
         "comparisons": comparisons,
         "also": also,
         "diversity": {a: {p: dict(v) for p, v in div[a].items()} for a in arms},
+        "exploratory_distance_by_readout": {
+            "note": "added after amendment 2's results, no role in any verdict: diversity_distance split into seed "
+            "pairs whose omitted-attribute read-out agrees (same mode) and pairs where it differs",
+            **explore,
+        },
         "picture_prompts": list(dict.fromkeys(shown)),
         "picture": picture,
     }

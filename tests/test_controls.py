@@ -76,6 +76,9 @@ def test_the_controls_run_end_to_end_and_resume(tiny_pixel_checkpoint, evaluator
     a1 = results["controls"]["a"]["comparisons"][0]
     assert a1["clusters"] == 2 and a1["observations"] == 4  # 2 prompts × 2 seeds, clustered by prompt
     assert set(results["controls"]["d"]["diversity"]) == {"P", "S100", "S7.5"}
+    split = results["controls"]["d"]["exploratory_distance_by_readout"]
+    assert set(split) == {"note", "P", "S100", "S7.5"} and set(split["P"]["per_prompt"]) == set(results["design"]["prompts"]["d"])
+    assert all(0.0 <= split[a]["mean_over_prompts"]["share_same"] <= 1.0 for a in ("P", "S100", "S7.5"))
     assert set(results["controls"]["c"]["trial_level_share_wilson_ignores_clustering"]) <= {"G", "Gv"}
     # a second run reuses every finished trial and sample
     from sdbench import trial

@@ -80,6 +80,40 @@ def embedding_distance(embeddings: Tensor) -> float:
     return (0.5 * (e[i] - e[j]).pow(2).sum(-1)).mean().item()
 
 
+def distance_by_agreement(embeddings: Tensor, labels: Tensor) -> dict[str, float]:
+    """:func:`embedding_distance` split by whether a seed pair's read-out agrees.
+
+    An embedding distance mixes two things: seeds that land in different modes (the diversity a prompt
+    asks for) and seeds in the same mode that still look different (other variation, artefacts
+    included). This separates them; it is a diagnostic, not a pass criterion of any control.
+
+    Args:
+        embeddings: ``[S, D]`` or ``[S, V, D]`` as in :func:`embedding_distance`.
+        labels: ``[S]`` each seed's read-out class (e.g. the omitted attribute's most likely class).
+
+    Returns:
+        ``share_same`` (of the ``S(S−1)/2`` pairs, those with equal labels), ``distance_same`` and
+        ``distance_different`` (mean distance of those pairs; NaN when there are none), so that
+        ``share_same · distance_same + (1 − share_same) · distance_different`` is the embedding distance.
+    """
+    if embeddings.dim() == 2:
+        embeddings = embeddings[:, None]
+    S = embeddings.shape[0]
+    if embeddings.dim() != 3 or labels.shape != (S,) or S < 2:
+        raise ValueError(
+            f"expected embeddings [S, (V,) D] and labels [S] with S ≥ 2, got {tuple(embeddings.shape)}, {tuple(labels.shape)}"
+        )
+    e = torch.nn.functional.normalize(embeddings.double(), dim=-1)
+    i, j = torch.triu_indices(S, S, offset=1)
+    d = (0.5 * (e[i] - e[j]).pow(2).sum(-1)).mean(-1)  # [pairs], averaged over views
+    same = labels[i] == labels[j]
+
+    def mean(x: Tensor) -> float:
+        return x.mean().item() if x.numel() else math.nan
+
+    return {"share_same": same.double().mean().item(), "distance_same": mean(d[same]), "distance_different": mean(d[~same])}
+
+
 def diversity(probs: dict[str, Tensor], embeddings: Tensor) -> dict[str, float]:
     """``diversity_distance`` from the embeddings and ``diversity_entropy_<name>`` per read-out attribute."""
     out = {"diversity_distance": embedding_distance(embeddings)}

@@ -9,7 +9,13 @@ import torch
 
 from sdbench.cameras import Cameras
 from sdbench.errors import UserError
-from sdbench.evaluation.diversity import diversity, diversity_of, embedding_distance, readout_entropy
+from sdbench.evaluation.diversity import (
+    distance_by_agreement,
+    diversity,
+    diversity_of,
+    embedding_distance,
+    readout_entropy,
+)
 from sdbench.io import save_image
 from sdbench.world.scenes import render
 
@@ -40,6 +46,23 @@ def test_the_readout_averages_views_per_seed_before_its_argmax():
     # seed 0: views say class 0 (0.9) and class 1 (0.6) → class 0 overall; seed 1 → class 1
     probs = torch.tensor([[[0.9, 0.1], [0.4, 0.6]], [[0.2, 0.8], [0.3, 0.7]]])
     assert readout_entropy(probs) == pytest.approx(1.0)
+
+
+def test_the_distance_splits_into_agreeing_and_differing_pairs():
+    # seeds 0, 1 read as class 0 but point different ways (within-mode variation); seed 2 reads as class 1
+    e = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])
+    split = distance_by_agreement(e, torch.tensor([0, 0, 1]))
+    assert split["share_same"] == pytest.approx(1 / 3)
+    assert split["distance_same"] == pytest.approx(1.0)  # orthogonal pair (0, 1)
+    assert split["distance_different"] == pytest.approx((2.0 + 1.0) / 2)  # (0, 2) opposite, (1, 2) orthogonal
+    total = split["share_same"] * split["distance_same"] + (1 - split["share_same"]) * split["distance_different"]
+    assert total == pytest.approx(embedding_distance(e))
+    # collapsed read-out: every pair agrees, the distance is all within-mode; identical seeds give 0
+    collapsed = distance_by_agreement(e, torch.zeros(3, dtype=torch.long))
+    assert collapsed["share_same"] == 1.0 and math.isnan(collapsed["distance_different"])
+    assert distance_by_agreement(torch.ones(4, 2, 3), torch.arange(4))["distance_different"] == 0.0
+    with pytest.raises(ValueError):
+        distance_by_agreement(e, torch.tensor([0, 1]))
 
 
 def test_too_few_seeds_are_rejected():
