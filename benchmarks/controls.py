@@ -328,6 +328,13 @@ def comparison(
     return {**out, "detectable_effect": detectable_effect(clusters, alpha=1 - confidence)}
 
 
+def comparing(d: Design):
+    """:func:`comparison` with the design's resamples and verdict confidence."""
+    from functools import partial
+
+    return partial(comparison, resamples=d.resamples, confidence=d.confidence)
+
+
 def paired(a: dict, b: dict, transform=lambda x: x) -> dict[str, list[float]]:
     from sdbench.stats import paired_differences
 
@@ -358,38 +365,17 @@ def arm_means(arms: dict[str, dict], keys: tuple[str, ...]) -> dict[str, dict[st
 # -------------------------------------------------------------------------------------- controls
 def control_a(run: Runner) -> dict[str, Any]:
     d = run.design
+    cmp = comparing(d)
     arms = run_arms(run, "a", sample=True)
     chroma = {a: metric_of(r, "toy_chroma_error") for a, r in arms.items()}
     comparisons = [
-        comparison(
-            "a1",
-            "toy_chroma_error",
-            "S100 − S7.5",
-            +1,
-            paired(chroma["S100"], chroma["S7.5"]),
-            d.resamples,
-            confidence=d.confidence,
-        ),
-        comparison(
-            "a2", "toy_chroma_error", "S100 − P", +1, paired(chroma["S100"], chroma["P"]), d.resamples, confidence=d.confidence
-        ),
+        cmp("a1", "toy_chroma_error", "S100 − S7.5", +1, paired(chroma["S100"], chroma["S7.5"])),
+        cmp("a2", "toy_chroma_error", "S100 − P", +1, paired(chroma["S100"], chroma["P"])),
     ]
-    also = [
-        comparison(
-            "a.S7.5-P",
-            "toy_chroma_error",
-            "S7.5 − P",
-            +1,
-            paired(chroma["S7.5"], chroma["P"]),
-            d.resamples,
-            confidence=d.confidence,
-        )
-    ]
+    also = [cmp("a.S7.5-P", "toy_chroma_error", "S7.5 − P", +1, paired(chroma["S7.5"], chroma["P"]))]
     for key in ("toy_lightness_error", "toy_contrast_error", "toy_delta_e"):
         x = {a: metric_of(r, key) for a, r in arms.items()}
-        also.append(
-            comparison(f"a.{key}", key, "S100 − S7.5", +1, paired(x["S100"], x["S7.5"]), d.resamples, confidence=d.confidence)
-        )
+        also.append(cmp(f"a.{key}", key, "S100 − S7.5", +1, paired(x["S100"], x["S7.5"])))
     keys = ("toy_chroma_error", "toy_lightness_error", "toy_contrast_error", "toy_delta_e", "toy_iou")
     rows = ("P", "S7.5", "S100")
     cells = [[arms[a][(p, d.seeds["a"][0])][0] for p in d.prompts["a"]] for a in rows]
@@ -399,27 +385,18 @@ def control_a(run: Runner) -> dict[str, Any]:
 
 def control_b(run: Runner) -> dict[str, Any]:
     d = run.design
+    cmp = comparing(d)
     arms = run_arms(run, "b", sample=True)
     prob = {a: metric_of(r, "toy2_pattern_prob") for a, r in arms.items()}
     detail = {a: metric_of(r, "toy_detail") for a, r in arms.items()}
     comparisons = [
-        comparison(
-            "b1", "toy2_pattern_prob", "S7.5 − P", -1, paired(prob["S7.5"], prob["P"]), d.resamples, confidence=d.confidence
-        ),
-        comparison(
-            "b2",
-            "log toy_detail",
-            "S7.5 − P",
-            -1,
-            paired(detail["S7.5"], detail["P"], log_or_nan),
-            d.resamples,
-            confidence=d.confidence,
-        ),
+        cmp("b1", "toy2_pattern_prob", "S7.5 − P", -1, paired(prob["S7.5"], prob["P"])),
+        cmp("b2", "log toy_detail", "S7.5 − P", -1, paired(detail["S7.5"], detail["P"], log_or_nan)),
     ]
     also = []
     for key in ("toy2_pattern_acc", "toy_noise"):
         x = {a: metric_of(r, key) for a, r in arms.items()}
-        also.append(comparison(f"b.{key}", key, "S7.5 − P", -1, paired(x["S7.5"], x["P"]), d.resamples, confidence=d.confidence))
+        also.append(cmp(f"b.{key}", key, "S7.5 − P", -1, paired(x["S7.5"], x["P"])))
     keys = ("toy2_pattern_prob", "toy2_pattern_acc", "toy_detail", "toy_noise")
     rows = ("P", "S7.5")
     cells = [[arms[a][(p, d.seeds["b"][0])][0] for p in d.prompts["b"]] for a in rows]
@@ -431,24 +408,15 @@ def control_c(run: Runner) -> dict[str, Any]:
     from sdbench.stats import wilson
 
     d = run.design
+    cmp = comparing(d)
     arms = run_arms(run, "c", sample=False)
     two = {a: metric_of(r, "toy2_janus_two_faced") for a, r in arms.items()}
     false = {a: metric_of(r, "toy2_janus_false_front") for a, r in arms.items()}
     comparisons = [
-        comparison("c1", "toy2_janus_two_faced", "share in G", +1, by_prompt(two["G"]), d.resamples, confidence=d.confidence),
-        comparison("c2", "toy2_janus_two_faced", "Gv − G", -1, paired(two["Gv"], two["G"]), d.resamples, confidence=d.confidence),
+        cmp("c1", "toy2_janus_two_faced", "share in G", +1, by_prompt(two["G"])),
+        cmp("c2", "toy2_janus_two_faced", "Gv − G", -1, paired(two["Gv"], two["G"])),
     ]
-    also = [
-        comparison(
-            "c.false_front",
-            "toy2_janus_false_front",
-            "Gv − G",
-            -1,
-            paired(false["Gv"], false["G"]),
-            d.resamples,
-            confidence=d.confidence,
-        )
-    ]
+    also = [cmp("c.false_front", "toy2_janus_false_front", "Gv − G", -1, paired(false["Gv"], false["G"]))]
     shares = {}
     for a, values in two.items():
         xs = [v for v in values.values() if math.isfinite(v)]
@@ -506,6 +474,7 @@ def control_d(run: Runner) -> dict[str, Any]:
     from sdbench.evaluation.diversity import diversity_of
 
     d = run.design
+    cmp = comparing(d)
     arms = run_arms(run, "d", sample=True)
     div: dict[str, dict[str, dict[str, float]]] = {a: {} for a in arms}
     for a, runs in arms.items():
@@ -517,34 +486,15 @@ def control_d(run: Runner) -> dict[str, Any]:
     def per_prompt(x: dict[str, float], y: dict[str, float]) -> dict[str, list[float]]:
         return {p: [x[p] - y[p]] for p in x if math.isfinite(x[p]) and math.isfinite(y[p])}
 
-    comparisons = [
-        comparison(
-            "d1", "diversity_distance", "S100 − P", -1, per_prompt(dist["S100"], dist["P"]), d.resamples, confidence=d.confidence
-        )
-    ]
+    comparisons = [cmp("d1", "diversity_distance", "S100 − P", -1, per_prompt(dist["S100"], dist["P"]))]
     also = [
-        *(
-            [
-                comparison(
-                    "d.S7.5-P",
-                    "diversity_distance",
-                    "S7.5 − P",
-                    -1,
-                    per_prompt(dist["S7.5"], dist["P"]),
-                    d.resamples,
-                    confidence=d.confidence,
-                )
-            ]
-            if d.d_secondary
-            else []
-        ),
-        comparison(
+        *([cmp("d.S7.5-P", "diversity_distance", "S7.5 − P", -1, per_prompt(dist["S7.5"], dist["P"]))] if d.d_secondary else []),
+        cmp(
             "d.entropy",
             "diversity_entropy (omitted attribute)",
             "S100 − P",
             -1,
             per_prompt(entropy["S100"], entropy["P"]),
-            d.resamples,
         ),
     ]
     explore = {
