@@ -103,6 +103,8 @@ class Design:
     seeds first written, two and eight, as a second look)."""
     confidence: float = 0.95
     """Coverage of the interval a verdict reads (amendment 3's second look: 0.975; the 95 % one is reported too)."""
+    b_cfg: float = 7.5
+    """Guidance scale of (b)'s SDS arm (amendment 4's CFG attempt: 100, the arm then named S100)."""
 
 
 def prompts() -> dict[str, tuple[str, ...]]:
@@ -119,7 +121,7 @@ def prompts() -> dict[str, tuple[str, ...]]:
     }
 
 
-DESIGNS = (1, 3)
+DESIGNS = (1, 3, 4)
 """The amendments of ``docs/controls.md`` whose design ``--design`` runs."""
 
 
@@ -128,14 +130,17 @@ def design(quick: bool = False, amendment: int = 1) -> Design:
     full = prompts()
     if amendment not in DESIGNS:
         raise ValueError(f"no design of amendment {amendment}; there are {DESIGNS}")
-    if not quick and amendment == 3:  # the seeds first written, as a second look read at 97.5 %; still no S7.5 in (d)
-        return Design(full, {"a": (0, 1), "b": (0, 1), "c": (0, 1), "d": tuple(range(8))}, amendment=3, confidence=0.975)
+    if not quick and amendment in (3, 4):  # the seeds first written, as a second look read at 97.5 %; no S7.5 in (d)
+        seeds = {"a": (0, 1), "b": (0, 1), "c": (0, 1), "d": tuple(range(8))}
+        b_cfg = 100.0 if amendment == 4 else 7.5  # amendment 4: (b) at CFG 100, the one CFG attempt
+        return Design(full, seeds, amendment=amendment, confidence=0.975, b_cfg=b_cfg)
     if not quick:  # amendment 1 of docs/controls.md: one seed in (a)-(c), six in (d), no S7.5 arm in (d)
         return Design(full, {"a": (0,), "b": (0,), "c": (0,), "d": tuple(range(6))})
     few = {k: v[::10] for k, v in full.items() if k != "d"}  # 3 prompts spread over colours and shapes
     few["d"] = ("a cube", "a red object")
     seeds = {"a": (0, 1), "b": (0, 1), "c": (0, 1), "d": (0, 1, 2)}
-    return Design(few, seeds, steps=100, sample_steps=20, quick=True, d_secondary=True)
+    b_cfg = 100.0 if amendment == 4 else 7.5
+    return Design(few, seeds, steps=100, sample_steps=20, quick=True, d_secondary=True, b_cfg=b_cfg)
 
 
 # ------------------------------------------------------------------------------------------- arms
@@ -276,7 +281,7 @@ def sds_arms(design: Design) -> dict[str, list[tuple[str, str, int, str, float, 
     for p, s in product(d.prompts["a"], d.seeds["a"]):
         out["a"] += [("a-S7.5", p, s, "image", d.cfg_low, False, both), ("a-S100", p, s, "image", d.cfg_high, False, both)]
     for p, s in product(d.prompts["b"], d.seeds["b"]):
-        out["b"].append(("b-S7.5", p, s, "image", d.cfg_low, False, both))
+        out["b"].append((f"b-{b_arm(d)}", p, s, "image", d.b_cfg, False, both))
     for p, s in product(d.prompts["c"], d.seeds["c"]):
         out["c"] += [("c-G", p, s, "gaussians", d.cfg_high, False, both), ("c-Gv", p, s, "gaussians", d.cfg_high, True, both)]
     for p, s in product(d.prompts["d"], d.seeds["d"]):
@@ -284,6 +289,11 @@ def sds_arms(design: Design) -> dict[str, list[tuple[str, str, int, str, float, 
         if d.d_secondary:
             out["d"].append(("d-S7.5", p, s, "image", d.cfg_low, False, ("toy2",)))
     return out
+
+
+def b_arm(d: Design) -> str:
+    """The label of (b)'s SDS arm: ``S7.5``, or ``S100`` in amendment 4's CFG attempt."""
+    return f"S{d.b_cfg:g}"
 
 
 def run_arms(run: Runner, control: str, sample: bool) -> dict[str, dict[tuple[str, int], tuple[Path, dict]]]:
@@ -389,16 +399,18 @@ def control_b(run: Runner) -> dict[str, Any]:
     arms = run_arms(run, "b", sample=True)
     prob = {a: metric_of(r, "toy2_pattern_prob") for a, r in arms.items()}
     detail = {a: metric_of(r, "toy_detail") for a, r in arms.items()}
+    S = b_arm(d)
+    mark = "" if d.b_cfg == d.cfg_low else "′"  # amendment 4's attempt at CFG 100: b1′, b2′
     comparisons = [
-        cmp("b1", "toy2_pattern_prob", "S7.5 − P", -1, paired(prob["S7.5"], prob["P"])),
-        cmp("b2", "log toy_detail", "S7.5 − P", -1, paired(detail["S7.5"], detail["P"], log_or_nan)),
+        cmp(f"b1{mark}", "toy2_pattern_prob", f"{S} − P", -1, paired(prob[S], prob["P"])),
+        cmp(f"b2{mark}", "log toy_detail", f"{S} − P", -1, paired(detail[S], detail["P"], log_or_nan)),
     ]
     also = []
     for key in ("toy2_pattern_acc", "toy_noise"):
         x = {a: metric_of(r, key) for a, r in arms.items()}
-        also.append(cmp(f"b.{key}", key, "S7.5 − P", -1, paired(x["S7.5"], x["P"])))
+        also.append(cmp(f"b.{key}", key, f"{S} − P", -1, paired(x[S], x["P"])))
     keys = ("toy2_pattern_prob", "toy2_pattern_acc", "toy_detail", "toy_noise")
-    rows = ("P", "S7.5")
+    rows = ("P", S)
     cells = [[arms[a][(p, d.seeds["b"][0])][0] for p in d.prompts["b"]] for a in rows]
     picture = Picture(cells, [ARM_LABEL[a] for a in rows], list(d.prompts["b"]))
     return {"comparisons": comparisons, "also": also, "arm_means": arm_means(arms, keys), "picture": picture}
@@ -603,8 +615,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=1,
         choices=DESIGNS,
-        help="the docs/controls.md amendment whose design to run: 1 (default; one seed in (a)-(c), six in (d)) or 3 "
-        "(the seeds first written, two and eight, a second look whose verdicts read 97.5 %% intervals)",
+        help="the docs/controls.md amendment whose design to run: 1 (default; one seed in (a)-(c), six in (d)), 3 "
+        "(the seeds first written, two and eight, a second look whose verdicts read 97.5 %% intervals) or 4 (with 3's "
+        "seeds and rule, control (b) with SDS at CFG 100: --only b)",
     )
     ap.add_argument("--steps", type=int, default=None, help=argparse.SUPPRESS)  # tests only: not the pre-registered design
     ap.add_argument("--sample-steps", type=int, default=None, help=argparse.SUPPRESS)
@@ -615,6 +628,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.only = tuple(dict.fromkeys(c.strip() for c in args.only.split(",") if c.strip()))
     if not args.only or set(args.only) - set(CONTROLS):
         ap.error(f"--only takes a comma list of {', '.join(CONTROLS)}, got {','.join(args.only)}")
+    if args.design == 4 and args.only != ("b",):
+        ap.error("--design 4 is amendment 4's CFG attempt at control (b) only: add --only b")
     return args
 
 

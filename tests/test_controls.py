@@ -38,6 +38,13 @@ def test_amendment_3_is_the_first_written_seeds_read_at_97_5_percent():
     assert old < new and len(new - old) == 172
     with pytest.raises(ValueError):
         design(amendment=2)
+    # amendment 4: (b)'s SDS arm at CFG 100 (its own folders, b-S100), amendment 3's seeds and rule
+    cfg_attempt = design(amendment=4)
+    (b,) = {t[0] for t in sds_arms(cfg_attempt)["b"]}
+    assert b == "b-S100" and {t[4] for t in sds_arms(cfg_attempt)["b"]} == {100.0} and len(sds_arms(cfg_attempt)["b"]) == 60
+    assert (cfg_attempt.seeds, cfg_attempt.confidence) == (second.seeds, 0.975) and sds_arms(cfg_attempt)["a"] == sds_arms(
+        second
+    )["a"]
 
 
 def test_a_second_look_reads_the_wider_interval_and_reports_the_95_percent_one():
@@ -114,6 +121,23 @@ def test_trials_before_the_evaluator_are_scored_later_not_rerun(
     assert not (work / "controls_a_quick.json").exists() and not (work / "control_a_saturation.png").exists()
     again = json.loads(next((work / "a-S100").glob("*/result.json")).read_text())
     assert "toy2_acc" in again["metrics"] and again["metrics"]["toy_chroma_error"] == first["metrics"]["toy_chroma_error"]
+
+
+def test_the_cfg_attempt_runs_control_b_only_at_cfg_100(tiny_pixel_checkpoint, evaluator_v2, tmp_path, capsys):
+    from benchmarks import controls
+
+    with pytest.raises(SystemExit) as e:
+        controls.main(["--design", "4", "--only", "a,b"])
+    assert e.value.code == 2 and "--only b" in capsys.readouterr().err
+    work = tmp_path / "work"
+    results = controls.main(
+        ["--quick", "--design", "4", "--only", "b", "--prior", str(tiny_pixel_checkpoint), "--work", str(work), *TINY]
+    )
+    rows = results["controls"]["b"]["comparisons"]
+    assert [r["name"] for r in rows] == ["b1′", "b2′"] and {r["arms"] for r in rows} == {"S100 − P"}
+    assert sorted(p.name for p in work.iterdir() if p.is_dir()) == ["b-P", "b-S100"]
+    cfgs = {json.loads(f.read_text())["config"]["loss"]["cfg_scale"] for f in (work / "b-S100").glob("*/result.json")}
+    assert cfgs == {100.0}
 
 
 def test_missing_weights_stop_the_run_with_one_line(tiny_pixel_checkpoint, tmp_path, monkeypatch, capsys):
