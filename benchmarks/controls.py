@@ -10,6 +10,8 @@
     python -m benchmarks.controls --design 3 --label v21_a3 --prior FOLDER --work runs/controls-v21
                                                   # amendment 3: the first-written seeds as a second look
                                                   # (verdicts on 97.5 % intervals), reusing amendment 1's trials
+    python -m benchmarks.controls --design 4 --only b --label v21_a4 --prior FOLDER --work runs/controls-v21
+                                                  # amendment 4: the CFG attempt at (b), SDS at CFG 100
 
 (a) SDS at CFG 100 over-saturates (vs SDS at CFG 7.5 and vs the prior's samples); (b) SDS at CFG 7.5
 over-smooths (vs the prior's samples); (c) SDS on 3D Gaussians gives two-faced objects, fewer with
@@ -100,7 +102,7 @@ class Design:
     """Run (d)'s secondary arm S7.5 (dropped by amendment 1 of ``docs/controls.md``)."""
     amendment: int = 1
     """The amendment of ``docs/controls.md`` whose design this is (1: one seed in (a)-(c), six in (d); 3: the
-    seeds first written, two and eight, as a second look)."""
+    seeds first written, two and eight, as a second look; 4: 3's, with (b) at CFG 100)."""
     confidence: float = 0.95
     """Coverage of the interval a verdict reads (amendment 3's second look: 0.975; the 95 % one is reported too)."""
     b_cfg: float = 7.5
@@ -130,16 +132,15 @@ def design(quick: bool = False, amendment: int = 1) -> Design:
     full = prompts()
     if amendment not in DESIGNS:
         raise ValueError(f"no design of amendment {amendment}; there are {DESIGNS}")
+    b_cfg = 100.0 if amendment == 4 else 7.5  # amendment 4: (b) at CFG 100, the one CFG attempt
     if not quick and amendment in (3, 4):  # the seeds first written, as a second look read at 97.5 %; no S7.5 in (d)
         seeds = {"a": (0, 1), "b": (0, 1), "c": (0, 1), "d": tuple(range(8))}
-        b_cfg = 100.0 if amendment == 4 else 7.5  # amendment 4: (b) at CFG 100, the one CFG attempt
         return Design(full, seeds, amendment=amendment, confidence=0.975, b_cfg=b_cfg)
     if not quick:  # amendment 1 of docs/controls.md: one seed in (a)-(c), six in (d), no S7.5 arm in (d)
         return Design(full, {"a": (0,), "b": (0,), "c": (0,), "d": tuple(range(6))})
     few = {k: v[::10] for k, v in full.items() if k != "d"}  # 3 prompts spread over colours and shapes
     few["d"] = ("a cube", "a red object")
     seeds = {"a": (0, 1), "b": (0, 1), "c": (0, 1), "d": (0, 1, 2)}
-    b_cfg = 100.0 if amendment == 4 else 7.5
     return Design(few, seeds, steps=100, sample_steps=20, quick=True, d_secondary=True, b_cfg=b_cfg)
 
 
