@@ -469,13 +469,12 @@ def split_by_readout(prompt_trials: dict[str, list[Path]]) -> dict[str, Any]:
     """Exploratory (``docs/controls.md``, results of amendment 3): per prompt ({prompt: its seeds' folders}),
     :func:`sdbench.evaluation.diversity.distance_by_agreement` with each seed labelled by its omitted attribute's
     read-out (views averaged, then argmax), and the means over prompts (NaN-skipping)."""
-    from sdbench.evaluation.diversity import distance_by_agreement, load_readout
+    from sdbench.evaluation.diversity import distance_by_agreement, load_readouts, seed_classes
 
     per_prompt = {}
     for prompt, folders in prompt_trials.items():
-        kept = [load_readout(f) for f in folders]
-        labels = torch.stack([ps[omitted_attribute(prompt)].float().mean(0) for _, ps in kept]).argmax(1)
-        per_prompt[prompt] = distance_by_agreement(torch.stack([e for e, _ in kept]), labels)
+        embeddings, probs = load_readouts(folders)
+        per_prompt[prompt] = distance_by_agreement(embeddings, seed_classes(probs[omitted_attribute(prompt)]))
     means = {}
     for k in ("share_same", "distance_same", "distance_different"):
         xs = [v[k] for v in per_prompt.values() if math.isfinite(v[k])]

@@ -35,6 +35,15 @@ DIVERSITY_ATTRIBUTES = ("shape", "colour", "pattern")
 """Read-outs whose entropy across seeds is reported (marking visibility depends on the view, not the seed)."""
 
 
+def seed_classes(probs: Tensor) -> Tensor:
+    """Each seed's most likely class ``[S]`` from probabilities ``[S, K]`` or ``[S, V, K]`` (views averaged first)."""
+    if probs.dim() == 3:
+        probs = probs.float().mean(1)
+    if probs.dim() != 2:
+        raise ValueError(f"probs: expected [S, K] or [S, V, K], got {tuple(probs.shape)}")
+    return probs.argmax(1)
+
+
 def readout_entropy(probs: Tensor) -> float:
     """Normalised entropy of the per-seed read-out.
 
@@ -45,14 +54,11 @@ def readout_entropy(probs: Tensor) -> float:
     Returns:
         ``H / log(min(S, K))`` of the empirical distribution of the ``S`` classes, in [0, 1].
     """
-    if probs.dim() == 3:
-        probs = probs.float().mean(1)
-    if probs.dim() != 2:
-        raise ValueError(f"probs: expected [S, K] or [S, V, K], got {tuple(probs.shape)}")
-    S, K = probs.shape
+    S, K = probs.shape[0], probs.shape[-1]
+    classes = seed_classes(probs)
     if S < 2 or K < 2:
         raise ValueError(f"diversity needs at least 2 seeds and 2 classes, got {S} and {K}")
-    counts = torch.bincount(probs.argmax(1), minlength=K).double()
+    counts = torch.bincount(classes, minlength=K).double()
     p = counts[counts > 0] / S
     return (-(p * p.log()).sum() / math.log(min(S, K))).item() + 0.0  # + 0.0: one class gives 0.0, not -0.0
 
@@ -164,6 +170,16 @@ def load_readout(trial_dir: Path) -> tuple[Tensor, dict[str, Tensor]]:
     return data["embedding"], {k: data[f"probs.{k}"] for k in DIVERSITY_ATTRIBUTES if f"probs.{k}" in data}
 
 
+def load_readouts(trial_dirs: Sequence[Path]) -> tuple[Tensor, dict[str, Tensor]]:
+    """The kept read-outs of trials of one prompt, stacked over seeds: embeddings ``[S, V, D]`` and
+    ``{attribute: probs [S, V, K]}``; a :class:`UserError` when they differ in views or classes."""
+    kept = [load_readout(Path(d)) for d in trial_dirs]
+    shapes = {(tuple(e.shape), tuple((k, tuple(p.shape)) for k, p in sorted(ps.items()))) for e, ps in kept}
+    if len(shapes) != 1:
+        raise UserError(f"the trials' kept read-outs differ in views or classes ({sorted(shapes)}); compare like with like")
+    return torch.stack([e for e, _ in kept]), {k: torch.stack([ps[k] for _, ps in kept]) for k in kept[0][1]}
+
+
 @torch.no_grad()
 def diversity_of(
     trial_dirs: Sequence[Path],
@@ -186,13 +202,8 @@ def diversity_of(
     if len(trial_dirs) < 2:
         raise UserError(f"diversity needs at least two trials of the prompt, got {len(trial_dirs)}")
     if embed is None and readout is None and all(has_readout(d) for d in trial_dirs):
-        kept = [load_readout(Path(d)) for d in trial_dirs]
-        shapes = {(tuple(e.shape), tuple((k, tuple(p.shape)) for k, p in sorted(ps.items()))) for e, ps in kept}
-        if len(shapes) != 1:
-            raise UserError(f"the trials' kept read-outs differ in views or classes ({sorted(shapes)}); compare like with like")
-        embeddings = torch.stack([e for e, _ in kept])  # [S, V, D]
-        probs = {k: torch.stack([ps[k] for _, ps in kept]) for k in kept[0][1]}
-        return {**diversity(probs, embeddings), "seeds": float(len(kept))}
+        embeddings, probs = load_readouts(trial_dirs)
+        return {**diversity(probs, embeddings), "seeds": float(len(embeddings))}
     embed, readout = embed or toy_embed, readout or toy_readout
     views = [load_views(Path(d)) for d in trial_dirs]
     shapes = {tuple(v.shape) for v in views}

@@ -305,20 +305,18 @@ def test_the_shipped_v2_weights_load_work_and_are_the_ones_gated():
     weights whose gates are recorded (``benchmarks/results/toy_world_v2_v21.json``, world v2.1)."""
     from pathlib import Path
 
-    from sdbench.evaluation.toy import EVALUATOR_V2_DIR, load_evaluator, read_attributes
-    from sdbench.io import file_id
+    from sdbench.cameras import Cameras
+    from sdbench.evaluation.toy import EVALUATOR_V2_DIR, evaluator_weights_id, load_evaluator, read_attributes
     from sdbench.priors.toy import ToyPrior2
+    from sdbench.world.scenes import COLOURS, SHAPES, render_scene
 
     gated = json.loads((Path(__file__).parents[2] / "benchmarks" / "results" / "toy_world_v2_v21.json").read_text())
     gated = gated["results"]["weights"]
     prior = ToyPrior2(ToyPrior2.Config())
     assert prior.weights_id() == gated["prior_id"]
-    assert file_id(EVALUATOR_V2_DIR / "open_clip_model.safetensors") == gated["evaluator_id"]
+    assert evaluator_weights_id(EVALUATOR_V2_DIR) == gated["evaluator_id"]
     (eps,) = prior.predict_noise(torch.zeros(1, 3, 32, 32), torch.tensor([500]), [prior.encode_text(["a red striped cube"])])
     assert eps.shape == (1, 3, 32, 32) and torch.isfinite(eps).all()
-    from sdbench.cameras import Cameras
-    from sdbench.world.scenes import COLOURS, SHAPES, render_scene
-
     img = render_scene("cube", "red", Cameras.orbit(2, elevation=15.0, radius=3.0, fovy=40.0), 32, marking="face").rgb
     r = read_attributes(img.float(), load_evaluator("cpu", str(EVALUATOR_V2_DIR)))
     assert [SHAPES[i] for i in r.shape] == ["cube", "cube"] and [list(COLOURS)[i] for i in r.colour] == ["red", "red"]
